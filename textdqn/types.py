@@ -1,0 +1,150 @@
+"""The data contracts shared by every component (see DESIGN.md, "Contracts").
+
+Components exchange only these types. Each is a struct of numpy arrays with a leading
+batch dimension B, so every hot path (replay writes, sampling, the learner's batch
+assembly) is a handful of vectorized array operations.
+
+Call order, as in Acme's core.py:
+  actor:   TransitionBatch -> shard.insert(batch)
+  learner: shard.sample(n) -> SampleResult; shard.update_priorities(result.keys, new_p)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from textdqn.errors import SchemaError
+
+# Field name -> whether it may be omitted.
+_FIELDS: dict[str, bool] = {
+    "obs": False,
+    "action": False,
+    "reward": False,
+    "discount": False,
+    "next_obs": False,
+    "next_action_mask": True,
+    "priority": True,
+    "policy_version": True,
+}
+
+# A schema maps each present field to (numpy dtype string, per-item shape).
+Schema = dict[str, tuple[str, tuple[int, ...]]]
+
+
+@dataclasses.dataclass(frozen=True)
+class TransitionBatch:
+    """B n-step transitions, one array per field, leading dim B.
+
+    obs, next_obs: float32 [B, ...] feature vectors, or token ids (uint16/int32) [B, T]
+        padded with the env's pad id.
+    action: int64 [B].
+    reward: float32 [B], the discounted n-step sum r_t + γ r_{t+1} + ... + γ^{k-1} r_{t+k-1}.
+    discount: float32 [B], γ^k if the episode went on after k <= n steps, 0 if it
+        terminated inside the window (truncation bootstraps, so it keeps γ^k).
+    next_action_mask: bool [B, A] or None, the actions valid in next_obs.
+    priority: float32 [B] or None, the initial priority |δ| computed by the actor.
+    policy_version: int32 [B] or None, the weight version that chose `action`.
+    """
+
+    obs: np.ndarray
+    action: np.ndarray
+    reward: np.ndarray
+    discount: np.ndarray
+    next_obs: np.ndarray
+    next_action_mask: np.ndarray | None = None
+    priority: np.ndarray | None = None
+    policy_version: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.obs)
+        for name, array in self.fields().items():
+            if not isinstance(array, np.ndarray):
+                raise SchemaError(f"TransitionBatch.{name} must be a numpy array, got {type(array)}")
+            if array.ndim == 0 or len(array) != n:
+                raise SchemaError(
+                    f"TransitionBatch.{name} has leading dim {array.shape[:1]}, expected {n} "
+                    "(every field needs the same batch size)"
+                )
+
+    def __len__(self) -> int:
+        return len(self.obs)
+
+    def fields(self) -> dict[str, np.ndarray]:
+        """The present fields, by name (optional fields that are None are left out)."""
+        out = {}
+        for name in _FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        return out
+
+    def schema(self) -> Schema:
+        """Per field: dtype string and per-item shape."""
+        return {k: (v.dtype.str, tuple(v.shape[1:])) for k, v in self.fields().items()}
+
+    def take(self, index: np.ndarray | slice) -> TransitionBatch:
+        """The rows at `index` (a slice or an int array), as a new batch."""
+        return TransitionBatch(**{k: v[index] for k, v in self.fields().items()})
+
+    def nbytes(self) -> int:
+        return sum(v.nbytes for v in self.fields().values())
+
+    @staticmethod
+    def from_fields(fields: dict[str, Any]) -> TransitionBatch:
+        unknown = set(fields) - set(_FIELDS)
+        if unknown:
+            raise SchemaError(f"unknown TransitionBatch fields {sorted(unknown)}; known: {list(_FIELDS)}")
+        missing = [k for k, optional in _FIELDS.items() if not optional and k not in fields]
+        if missing:
+            raise SchemaError(f"TransitionBatch is missing required fields {missing}")
+        return TransitionBatch(**fields)
+
+    @staticmethod
+    def concat(batches: list[TransitionBatch]) -> TransitionBatch:
+        """Concatenate batches that share one schema."""
+        first = batches[0].fields()
+        return TransitionBatch(
+            **{k: np.concatenate([b.fields()[k] for b in batches]) for k in first}
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleResult:
+    """What a replay shard returns for `sample(n)`.
+
+    keys: int64 [n], one per item, encoding (slot, generation) as generation * capacity + slot:
+        the item's global insertion index. A key is stale once its slot is overwritten.
+    batch: the sampled transitions.
+    probabilities: float64 [n], the probability the shard sampled each item with
+        (p_i^α / Σ_shard p^α).
+    shard_total: Σ p^α over the shard when it sampled (the shard's priority mass).
+    shard_size: number of items in the shard when it sampled.
+    """
+
+    keys: np.ndarray
+    batch: TransitionBatch
+    probabilities: np.ndarray
+    shard_total: float
+    shard_size: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardInfo:
+    """A replay shard's counters, as reported by `info()`."""
+
+    size: int
+    capacity: int
+    total_priority: float
+    inserts: int
+    samples: int
+    priority_updates: int
+    stale_updates: int
+    insert_blocked_s: float
+    sample_blocked_s: float
+
+    @property
+    def samples_per_insert(self) -> float:
+        return self.samples / self.inserts if self.inserts else 0.0
