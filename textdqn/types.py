@@ -148,3 +148,18 @@ class ShardInfo:
     @property
     def samples_per_insert(self) -> float:
         return self.samples / self.inserts if self.inserts else 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightedSample:
+    """A batch for the learner: transitions, their importance weights, and where they live.
+
+    weights: float32 [B], (N·P(i))^-β normalised by the batch max.
+    keys: int64 [B], the shard's keys, for `update_priorities`.
+    shard: index of the shard that served the batch.
+    """
+
+    batch: TransitionBatch
+    weights: np.ndarray
+    keys: np.ndarray
+    shard: int

@@ -1,0 +1,1 @@
+"""The only package that imports Ray: actor wrappers, runners, supervisor, metrics."""

@@ -1,0 +1,180 @@
+"""The sharded replay service on Ray: shard actors, a writer client and a prefetching sampler.
+
+Call order:
+  shards = make_shards(replay_config)                  # S ReplayShard actors
+  writer = ReplayWriter(shards, writer_index=i)        # one per rollout actor
+  writer.insert(batch) ... writer.flush()
+  sampler = ReplaySampler(shards, batch_size, ...)     # one, in the learner
+  sample = sampler.sample(); sampler.update_priorities(sample, new_priorities)
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+
+import numpy as np
+import ray
+
+from textdqn.config import ReplayConfig
+from textdqn.errors import ReplayError
+from textdqn.replay_server import RateLimiter, ReplayShard
+from textdqn.replay_server.importance import global_probabilities, importance_weights
+from textdqn.types import ShardInfo, TransitionBatch, WeightedSample
+
+# Threads per shard actor: a sample blocked by the rate limiter must not stop inserts.
+_SHARD_CONCURRENCY = 4
+
+
+def shard_capacity(config: ReplayConfig) -> int:
+    """Items each shard holds: the total capacity split evenly, rounded up."""
+    return math.ceil(config.capacity / config.num_shards)
+
+
+def make_shards(config: ReplayConfig, seed: int = 0, name_prefix: str | None = None) -> list:
+    """Start `config.num_shards` ReplayShard actors with fractional CPUs; returns their handles."""
+    limiter = config.rate_limiter
+    shard_cls = ray.remote(ReplayShard)
+    shards = []
+    for i in range(config.num_shards):
+        options = {
+            "num_cpus": config.shard_num_cpus,
+            "max_concurrency": _SHARD_CONCURRENCY,
+            "scheduling_strategy": "SPREAD",
+        }
+        if name_prefix:
+            options["name"] = f"{name_prefix}-shard-{i}"
+        shards.append(
+            shard_cls.options(**options).remote(
+                capacity=shard_capacity(config),
+                alpha=config.alpha,
+                priority_eps=config.priority_eps,
+                rate_limiter=RateLimiter(
+                    min_size_to_sample=limiter.min_size_to_sample,
+                    samples_per_insert=limiter.samples_per_insert,
+                    error_buffer=limiter.error_buffer,
+                    timeout_s=limiter.timeout_s,
+                ),
+                seed=seed * 1009 + i,
+            )
+        )
+    return shards
+
+
+class ReplayWriter:
+    """Sends one writer's batches to the shards round-robin, from its own offset.
+
+    At most `max_in_flight` inserts are unacknowledged; past that, `insert` waits for the
+    oldest, which also surfaces a shard's errors (schema, rate-limit timeout) to the writer.
+    """
+
+    def __init__(self, shards: list, writer_index: int = 0, max_in_flight: int = 4) -> None:
+        if not shards:
+            raise ReplayError("ReplayWriter needs at least one shard")
+        self._shards = shards
+        self._next = writer_index % len(shards)
+        self._max_in_flight = max(1, max_in_flight)
+        self._pending: deque = deque()
+        self.inserted = 0
+        self.wait_s = 0.0
+
+    def insert(self, batch: TransitionBatch) -> None:
+        while len(self._pending) >= self._max_in_flight:
+            start = time.perf_counter()
+            self.inserted += ray.get(self._pending.popleft())
+            self.wait_s += time.perf_counter() - start
+        self._pending.append(self._shards[self._next].insert.remote(batch))
+        self._next = (self._next + 1) % len(self._shards)
+
+    def flush(self) -> None:
+        """Wait until every insert sent so far is stored."""
+        while self._pending:
+            self.inserted += ray.get(self._pending.popleft())
+
+
+class ReplaySampler:
+    """The learner's view of the sharded replay.
+
+    Keeps `in_flight` sample requests outstanding; each asks one shard, picked in
+    proportion to its last known priority mass, for a whole batch. Weights use the
+    global size and mass (see replay_server/importance.py), refreshed from every reply.
+    Priority updates are sent without waiting; at most `max_pending_updates` stay unacknowledged.
+    """
+
+    def __init__(
+        self,
+        shards: list,
+        batch_size: int,
+        in_flight: int = 4,
+        beta: float = 0.4,
+        seed: int = 0,
+        max_pending_updates: int = 16,
+    ) -> None:
+        if not shards:
+            raise ReplayError("ReplaySampler needs at least one shard")
+        self._shards = shards
+        self.batch_size = int(batch_size)
+        self.in_flight = max(1, in_flight)
+        self.beta = beta
+        self._rng = np.random.default_rng(seed)
+        self._mass = np.ones(len(shards))
+        self._size = np.zeros(len(shards), dtype=np.int64)
+        self._requests: dict = {}  # ObjectRef -> shard index
+        self._updates: deque = deque()
+        self._max_pending_updates = max_pending_updates
+        self.wait_s = 0.0
+        self.sampled = 0
+
+    def refresh(self) -> list[ShardInfo]:
+        """Ask every shard for its size and mass now (otherwise they come with replies)."""
+        infos = ray.get([s.info.remote() for s in self._shards])
+        self._mass = np.array([i.total_priority for i in infos], dtype=np.float64)
+        self._size = np.array([i.size for i in infos], dtype=np.int64)
+        return infos
+
+    def _request(self) -> None:
+        mass = self._mass
+        p = mass / mass.sum() if mass.sum() > 0 else np.full(len(mass), 1 / len(mass))
+        shard = int(self._rng.choice(len(self._shards), p=p))
+        self._requests[self._shards[shard].sample.remote(self.batch_size)] = shard
+
+    def sample(self) -> WeightedSample:
+        """The next batch with its importance weights (waits only if none has arrived)."""
+        while len(self._requests) < self.in_flight:
+            self._request()
+        start = time.perf_counter()
+        [ref], _ = ray.wait(list(self._requests), num_returns=1)
+        shard = self._requests.pop(ref)
+        result = ray.get(ref)
+        self.wait_s += time.perf_counter() - start
+        self._mass[shard] = result.shard_total
+        self._size[shard] = result.shard_size
+        self._request()
+        probs = global_probabilities(result.probabilities, result.shard_total, float(self._mass.sum()))
+        self.sampled += len(result.keys)
+        return WeightedSample(
+            batch=result.batch,
+            weights=importance_weights(probs, int(self._size.sum()), self.beta),
+            keys=result.keys,
+            shard=shard,
+        )
+
+    def update_priorities(self, sample: WeightedSample, priorities: np.ndarray) -> None:
+        """Send new priorities |δ| for `sample`'s items to its shard, without waiting."""
+        while len(self._updates) >= self._max_pending_updates:
+            ray.get(self._updates.popleft())
+        shard = self._shards[sample.shard]
+        self._updates.append(shard.update_priorities.remote(sample.keys, np.asarray(priorities)))
+
+    def flush(self) -> None:
+        """Wait for every priority update sent so far."""
+        while self._updates:
+            ray.get(self._updates.popleft())
+
+    def close(self) -> None:
+        """Drop outstanding sample requests (their results are discarded)."""
+        for ref in self._requests:
+            ray.cancel(ref)
+        self._requests.clear()
+        self.flush()
