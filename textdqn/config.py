@@ -25,8 +25,16 @@ import yaml
 from textdqn.errors import ConfigError
 
 __all__ = [
-    "Config", "RateLimiterConfig", "ReplayConfig", "RunConfig", "apply_overrides",
-    "dump_config", "from_dict", "load_config", "to_dict", "validate",
+    "Config",
+    "RateLimiterConfig",
+    "ReplayConfig",
+    "RunConfig",
+    "apply_overrides",
+    "dump_config",
+    "from_dict",
+    "load_config",
+    "to_dict",
+    "validate",
 ]
 
 Rule = tuple[Callable[[Any], bool], str]
@@ -127,13 +135,17 @@ class ReplayConfig:
                 f"use 'memory' (--set {storage}=memory)"
             )
         elif self.storage not in _STORAGES:
-            found.append(f"{storage} = {self.storage!r} is not a storage backend: "
-                         f"expected one of {', '.join(map(repr, _STORAGES))}")
+            found.append(
+                f"{storage} = {self.storage!r} is not a storage backend: "
+                f"expected one of {', '.join(map(repr, _STORAGES))}"
+            )
         capacity, shards = _join(path, "capacity"), _join(path, "num_shards")
         if 1 <= self.capacity < self.num_shards:
-            found.append(f"{capacity} = {self.capacity} is smaller than {shards} = "
-                         f"{self.num_shards}: every shard needs at least one slot; "
-                         f"raise {capacity} or lower {shards}")
+            found.append(
+                f"{capacity} = {self.capacity} is smaller than {shards} = "
+                f"{self.num_shards}: every shard needs at least one slot; "
+                f"raise {capacity} or lower {shards}"
+            )
         return found
 
 
@@ -179,8 +191,7 @@ def from_dict(cls: type, data: Mapping[str, Any] | None, path: str = "") -> Any:
         if name in data:
             kwargs[name] = _convert(data[name], hints[name], key)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise ConfigError(f"{key} is required: add it to the config file "
-                              f"or pass --set {key}=<value>")
+            raise ConfigError(f"{key} is required: add it to the config file or pass --set {key}=<value>")
     return cls(**kwargs)
 
 
@@ -192,13 +203,15 @@ def _reject_unknown(data: Mapping[Any, Any], accepted: list[str], path: str) -> 
     close = difflib.get_close_matches(key, accepted, n=1)
     suggestion = f" Did you mean '{_join(path, close[0])}'?" if close else ""
     where = f"under '{path}'" if path else "at the top level"
-    raise ConfigError(f"unknown config key '{_join(path, key)}'.{suggestion} "
-                      f"Accepted keys {where}: {', '.join(accepted)}.")
+    raise ConfigError(
+        f"unknown config key '{_join(path, key)}'.{suggestion} Accepted keys {where}: {', '.join(accepted)}."
+    )
 
 
 def _wrong_type(key: str, value: Any, expected: str) -> ConfigError:
-    return ConfigError(f"{key} = {value!r} has the wrong type: expected {expected}, "
-                       f"got {type(value).__name__}")
+    return ConfigError(
+        f"{key} = {value!r} has the wrong type: expected {expected}, got {type(value).__name__}"
+    )
 
 
 def _type_name(hint: Any) -> str:
@@ -223,8 +236,7 @@ def _convert(value: Any, hint: Any, key: str) -> Any:
     if origin is Literal:
         if any(value == a and type(value) is type(a) for a in args):
             return value
-        raise ConfigError(f"{key} = {value!r} is not accepted: expected one of "
-                          f"{', '.join(map(repr, args))}")
+        raise ConfigError(f"{key} = {value!r} is not accepted: expected one of {', '.join(map(repr, args))}")
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
         if not isinstance(value, list | tuple):
             raise _wrong_type(key, value, f"a list of {_type_name(args[0])}")
@@ -284,13 +296,17 @@ def _parse_override(item: str) -> tuple[str, Any]:
     key, sep, raw = str(item).partition("=")
     key, raw = key.strip(), raw.strip()
     if not sep or not key or not all(part.strip() for part in key.split(".")):
-        raise ConfigError(f"malformed override {item!r}: expected the form "
-                          "--set section.key=value (e.g. --set replay.alpha=0.5)")
+        raise ConfigError(
+            f"malformed override {item!r}: expected the form "
+            "--set section.key=value (e.g. --set replay.alpha=0.5)"
+        )
     try:
         value = yaml.safe_load(raw)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"override {item!r}: the value {raw!r} is not valid YAML "
-                          f"({getattr(exc, 'problem', exc)}); quote it if it is a string") from None
+        raise ConfigError(
+            f"override {item!r}: the value {raw!r} is not valid YAML "
+            f"({getattr(exc, 'problem', exc)}); quote it if it is a string"
+        ) from None
     if isinstance(value, str) and _NUMBER.fullmatch(raw):
         value = float(raw)  # an unquoted number that YAML 1.1 left as a string
     return key, value
@@ -305,8 +321,7 @@ def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
             child = node[part] = {}
         elif not isinstance(child, dict):
             section = ".".join(parts[: i + 1])
-            raise ConfigError(f"cannot set {key}: {section} = {child!r} is a value, "
-                              "not a section")
+            raise ConfigError(f"cannot set {key}: {section} = {child!r} is a value, not a section")
         node = child
     node[parts[-1]] = value
 
@@ -324,24 +339,30 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist: check the path, "
-                          "or start from one of the examples in configs/") from None
+        raise ConfigError(
+            f"config file {path} does not exist: check the path, "
+            "or start from one of the examples in configs/"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {path} ({exc}): pass a readable "
-                          "UTF-8 YAML file") from None
+        raise ConfigError(
+            f"cannot read config file {path} ({exc}): pass a readable UTF-8 YAML file"
+        ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or exc
-        raise ConfigError(f"config file {path} is not valid YAML{where}: {problem}; "
-                          "fix the syntax there") from None
+        raise ConfigError(
+            f"config file {path} is not valid YAML{where}: {problem}; fix the syntax there"
+        ) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of sections "
-                          f"(run:, replay:, ...), not a {type(data).__name__}")
+        raise ConfigError(
+            f"config file {path} must hold a mapping of sections "
+            f"(run:, replay:, ...), not a {type(data).__name__}"
+        )
     return data
 
 
@@ -385,8 +406,7 @@ def _problems(section: Any, path: str) -> list[str]:
     for name, (ok, expected) in getattr(section, "_RULES", {}).items():
         value = getattr(section, name)
         if not ok(value):
-            found.append(f"{_join(path, name)} = {value!r} is out of range: "
-                         f"expected {expected}")
+            found.append(f"{_join(path, name)} = {value!r} is out of range: expected {expected}")
     check = getattr(section, "_check", None)
     if check is not None:
         found += check(path)

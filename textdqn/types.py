@@ -106,9 +106,7 @@ class TransitionBatch:
     def concat(batches: list[TransitionBatch]) -> TransitionBatch:
         """Concatenate batches that share one schema."""
         first = batches[0].fields()
-        return TransitionBatch(
-            **{k: np.concatenate([b.fields()[k] for b in batches]) for k in first}
-        )
+        return TransitionBatch(**{k: np.concatenate([b.fields()[k] for b in batches]) for k in first})
 
 
 @dataclasses.dataclass(frozen=True)

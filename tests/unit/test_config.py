@@ -200,9 +200,7 @@ def test_generic_type_hints():
         kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
         flag: bool = False
 
-    got = from_dict(
-        Section, {"path": None, "sizes": [32, 16.0], "mode": "polyak", "kwargs": {"k": [1]}}
-    )
+    got = from_dict(Section, {"path": None, "sizes": [32, 16.0], "mode": "polyak", "kwargs": {"k": [1]}})
     assert got == Section(path=None, sizes=(32, 16), mode="polyak", kwargs={"k": [1]})
     assert from_dict(Section, {"path": "x"}).path == "x"
     with pytest.raises(ConfigError, match=r"path = 3 .*expected str or None"):

@@ -82,3 +82,19 @@ def test_rejects_bad_values_and_slots():
         tree.set(np.array([4]), np.array([1.0]))
     with pytest.raises(ValueError, match="total is 0"):
         tree.sample(1, np.random.default_rng(0))
+
+
+def test_large_tree_matches_brute_force():
+    """Past 4096 leaves `find` starts with a jump over the top levels; check it too."""
+    rng = np.random.default_rng(1)
+    leaves = rng.random(20_000) * (rng.random(20_000) < 0.7)  # ~30% empty leaves
+    tree = SumTree(len(leaves))
+    tree.set(np.arange(len(leaves)), leaves)
+    targets = np.sort(rng.random(5000)) * tree.total
+    found = tree.find(targets)
+    prefix = np.concatenate([[0.0], np.cumsum(leaves)])
+    assert np.all(leaves[found] > 0)
+    assert np.all(prefix[found] <= targets + 1e-6) and np.all(targets < prefix[found + 1] + 1e-6)
+    np.testing.assert_array_equal(found, np.searchsorted(prefix[1:], targets, side="right"))
+    tree.set(rng.integers(0, len(leaves), 3000), rng.random(3000))
+    assert tree.total == pytest.approx(tree.leaves().sum(), rel=1e-12)

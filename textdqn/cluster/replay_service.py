@@ -62,6 +62,11 @@ def make_shards(config: ReplayConfig, seed: int = 0, name_prefix: str | None = N
     return shards
 
 
+def wait_ready(shards: list) -> list[ShardInfo]:
+    """Block until every shard actor has started; returns their infos."""
+    return ray.get([s.info.remote() for s in shards])
+
+
 class ReplayWriter:
     """Sends one writer's batches to the shards round-robin, from its own offset.
 

@@ -73,7 +73,11 @@ class MemoryStorage:
             self._arrays[name][slots] = values
 
     def read(self, slots: np.ndarray) -> TransitionBatch:
-        return TransitionBatch(**{name: a[slots] for name, a in self._arrays.items()})
+        # np.take gathers rows of 2-D arrays ~3x faster than fancy indexing.
+        rows = {
+            name: np.take(a, slots, axis=0) if a.ndim > 1 else a[slots] for name, a in self._arrays.items()
+        }
+        return TransitionBatch(**rows)
 
     def arrays(self, size: int) -> dict[str, np.ndarray]:
         return {name: a[:size] for name, a in self._arrays.items()}

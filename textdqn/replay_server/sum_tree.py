@@ -11,6 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
+# Levels with at most this many nodes are recomputed whole on update (see `set`).
+_DENSE_LEVEL = 2048
+# `find` starts its descent at the level of this many nodes (see `_descend`).
+_JUMP_WIDTH = 4096
+
 
 class SumTree:
     """Sums of non-negative leaf values over `capacity` slots.
@@ -58,10 +63,17 @@ class SumTree:
         tree[nodes] = values
         # Recompute each touched parent from its two children, level by level. A parent
         # written twice gets the same value both times, so duplicates are harmless.
-        for _ in range(self._depth):
+        width = self._leaves >> 1  # nodes in the parents' level
+        while width > _DENSE_LEVEL:
             nodes >>= 1
             children = nodes << 1
             tree[nodes] = tree[children] + tree[children + 1]
+            width >>= 1
+        # Near the root, recomputing whole levels with strided slices is cheaper than
+        # gathering and scattering the touched nodes.
+        while width >= 1:
+            tree[width : 2 * width] = tree[2 * width : 4 * width : 2] + tree[2 * width + 1 : 4 * width : 2]
+            width >>= 1
 
     def find(self, targets: np.ndarray) -> np.ndarray:
         """For each target mass u in [0, total), the slot j with prefix(j) <= u < prefix(j+1).
@@ -78,16 +90,26 @@ class SumTree:
         return slots
 
     def _descend(self, values: np.ndarray, guard: bool) -> np.ndarray:
-        tree = self._nodes
+        tree, width = self._nodes, 1
         nodes = np.ones(values.shape, dtype=np.int64)
-        for _ in range(self._depth):
+        if not guard and self._leaves > _JUMP_WIDTH:
+            # Skip the top levels: one prefix sum over a whole level and a binary search
+            # replace log2(_JUMP_WIDTH) steps of the descent.
+            width = _JUMP_WIDTH
+            level = tree[width : 2 * width]
+            prefix = np.cumsum(level)
+            index = np.minimum(np.searchsorted(prefix, values, side="right"), width - 1)
+            values -= prefix[index] - level[index]
+            nodes = width + index
+        while width < self._leaves:
             nodes <<= 1
             left = tree[nodes]
             go_right = values >= left
             if guard:  # never step into an empty right subtree
                 go_right &= tree[nodes + 1] > 0
-            values -= left * go_right
+            np.subtract(values, left, out=values, where=go_right)
             nodes += go_right
+            width <<= 1
         return nodes - self._leaves
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:

@@ -1,0 +1,1 @@
+"""Benchmarks: each prints one table with the peer measured in the same run."""

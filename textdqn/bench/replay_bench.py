@@ -1,0 +1,241 @@
+"""`textdqn bench replay`: replay throughput, ours against RLlib and cpprb, in one run.
+
+Every implementation gets identical pre-generated batches (batch 512 by default) and is
+measured the same way: the time to insert a prefill, then as many `sample` calls, and as
+many `sample` + `update` pairs, as fit in a fixed time. Figures are transitions per second.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from textdqn.bench.peers import available_peers, make_peer
+from textdqn.replay_server import ReplayShard
+from textdqn.replay_server.importance import importance_weights
+from textdqn.types import TransitionBatch
+
+OBS_KINDS = {"8-float": ("<f4", (8,)), "128-token": ("<u2", (128,))}
+ALPHA, BETA = 0.6, 0.4
+
+
+@dataclasses.dataclass(frozen=True)
+class ReplayBenchSettings:
+    capacity: int = 1_000_000
+    """total capacity of every implementation (split across shards for the Ray service)"""
+    batch: int = 512
+    """transitions per insert and per sample"""
+    prefill: int = 200_000
+    """transitions inserted (and timed) before sampling is measured"""
+    seconds: float = 2.0
+    """time spent measuring each of sample and sample+update"""
+    ray_shards: tuple[int, ...] = (1, 2, 4)
+    """shard counts of the Ray-sharded service"""
+
+
+QUICK = ReplayBenchSettings(capacity=100_000, prefill=50_000, seconds=0.5, ray_shards=(1, 2))
+
+
+def make_batches(obs_kind: str, batch: int, count: int = 16, seed: int = 0) -> list[dict[str, np.ndarray]]:
+    """`count` distinct batches of random transitions, reused round-robin by every implementation."""
+    dtype, shape = OBS_KINDS[obs_kind]
+    rng = np.random.default_rng(seed)
+
+    def obs() -> np.ndarray:
+        if np.dtype(dtype).kind == "f":
+            return rng.random((batch, *shape), dtype=np.float32)
+        return rng.integers(0, 32000, (batch, *shape)).astype(dtype)
+
+    return [
+        {
+            "obs": obs(),
+            "action": rng.integers(0, 16, batch).astype(np.int64),
+            "reward": rng.random(batch, dtype=np.float32),
+            "discount": np.full(batch, 0.99**3, dtype=np.float32),
+            "next_obs": obs(),
+        }
+        for _ in range(count)
+    ]
+
+
+def _rate(fn: Callable[[int], None], seconds: float, per_call: int) -> float:
+    """Call fn(i) for i = 0, 1, ... until `seconds` pass (at least 3 calls); items per second."""
+    calls, start = 0, time.perf_counter()
+    while calls < 3 or time.perf_counter() - start < seconds:
+        fn(calls)
+        calls += 1
+    return calls * per_call / (time.perf_counter() - start)
+
+
+class _OursInProcess:
+    """Our ReplayShard in this process, computing IS weights as the peers do."""
+
+    name = "textdqn shard"
+
+    def __init__(self, capacity: int, schema: Any) -> None:
+        self.shard = ReplayShard(capacity, alpha=ALPHA)
+
+    def insert(self, fields: dict[str, np.ndarray]) -> None:
+        self.shard.insert(TransitionBatch(**fields))
+
+    def sample(self, n: int) -> Any:
+        result = self.shard.sample(n)
+        importance_weights(result.probabilities, result.shard_size, BETA)
+        return result
+
+    def update(self, handle: Any, priorities: np.ndarray) -> None:
+        self.shard.update_priorities(handle.keys, priorities)
+
+    def bytes_per_item(self) -> int:
+        return self.shard._storage.nbytes_per_item() + 8 + 16  # rows + key + sum-tree leaf
+
+
+class _OursOnRay:
+    """Our sharded service: S shard actors, one writer and one sampler in this process."""
+
+    def __init__(self, capacity: int, num_shards: int) -> None:
+        from textdqn.cluster.replay_service import ReplaySampler, ReplayWriter, make_shards, wait_ready
+        from textdqn.config import RateLimiterConfig, ReplayConfig
+
+        config = ReplayConfig(
+            capacity=capacity,
+            num_shards=num_shards,
+            alpha=ALPHA,
+            rate_limiter=RateLimiterConfig(min_size_to_sample=1),
+        )
+        self.shards = make_shards(config)
+        wait_ready(self.shards)  # actor start-up is not replay throughput
+        self.writer = ReplayWriter(self.shards, max_in_flight=config.insert_in_flight)
+        self._sampler = lambda: ReplaySampler(self.shards, 0, config.sample_in_flight, beta=BETA)
+        self.sampler = None
+
+    def insert(self, fields: dict[str, np.ndarray]) -> None:
+        self.writer.insert(TransitionBatch(**fields))
+
+    def flush(self) -> None:
+        self.writer.flush()
+        if self.sampler is not None:
+            self.sampler.flush()
+
+    def sample(self, n: int) -> Any:
+        if self.sampler is None:
+            self.sampler = self._sampler()
+            self.sampler.batch_size = n
+        return self.sampler.sample()
+
+    def update(self, handle: Any, priorities: np.ndarray) -> None:
+        self.sampler.update_priorities(handle, priorities)
+
+    def close(self) -> None:
+        from textdqn.cluster.runtime import kill_actors
+
+        if self.sampler is not None:
+            self.sampler.close()
+        kill_actors(self.shards)
+
+
+def _measure(impl: Any, batches: list, settings: ReplayBenchSettings, rng: np.random.Generator) -> dict:
+    """insert / sample / sample+update rates of one implementation."""
+    n_batches = max(3, settings.prefill // settings.batch)
+    prios = [rng.random(settings.batch) + 0.01 for _ in range(8)]
+    flush = getattr(impl, "flush", lambda: None)
+    start = time.perf_counter()
+    for i in range(n_batches):
+        impl.insert(batches[i % len(batches)])
+    flush()
+    rates = {"insert": n_batches * settings.batch / (time.perf_counter() - start)}
+    rates["sample"] = _rate(lambda i: impl.sample(settings.batch), settings.seconds, settings.batch)
+
+    def sample_update(i: int) -> None:
+        impl.update(impl.sample(settings.batch), prios[i % len(prios)])
+
+    rates["sample+update"] = _rate(sample_update, settings.seconds, settings.batch)
+    flush()
+    return rates
+
+
+def run_replay_bench(
+    settings: ReplayBenchSettings, with_ray: bool = True, log: Callable[[str], None] = print
+) -> dict:
+    """Measure every implementation; returns {"rows": [...], "ratios": {...}, "bytes_per_item": {...}}."""
+    rows, bytes_per_item = [], {}
+    rng = np.random.default_rng(0)
+    if with_ray:
+        from textdqn.cluster.runtime import init_ray, shutdown_ray
+
+        started = init_ray(num_cpus=8)
+    try:
+        for obs_kind in OBS_KINDS:
+            _measure_obs_kind(obs_kind, settings, with_ray, rows, bytes_per_item, rng, log)
+    finally:
+        if with_ray and started:
+            shutdown_ray()
+    return {
+        "rows": rows,
+        "ratios": _ratios(rows),
+        "bytes_per_item": bytes_per_item,
+        "settings": dataclasses.asdict(settings),
+    }
+
+
+def _implementations(obs_kind: str, batches: list, settings: ReplayBenchSettings, with_ray: bool) -> list:
+    """(name, factory) of every implementation to measure, ours first."""
+    schema = {k: (v.dtype, v.shape[1:]) for k, v in batches[0].items()}
+    impls: list[tuple[str, Callable[[], Any]]] = [
+        ("textdqn shard", lambda: _OursInProcess(settings.capacity, schema))
+    ]
+    for peer in available_peers():
+        impls.append((peer, lambda peer=peer: make_peer(peer, settings.capacity, ALPHA, BETA, schema)))
+    if with_ray:
+        for s in settings.ray_shards:
+            impls.append((f"textdqn ray x{s}", lambda s=s: _OursOnRay(settings.capacity, s)))
+    return impls
+
+
+def _measure_obs_kind(
+    obs_kind: str,
+    settings: ReplayBenchSettings,
+    with_ray: bool,
+    rows: list[dict],
+    bytes_per_item: dict[str, int],
+    rng: np.random.Generator,
+    log: Callable[[str], None],
+) -> None:
+    batches = make_batches(obs_kind, settings.batch)
+    for name, factory in _implementations(obs_kind, batches, settings, with_ray):
+        log(f"  {name:<16} {obs_kind:<10} ...")
+        impl = factory()
+        for op, per_s in _measure(impl, batches, settings, rng).items():
+            rows.append({"impl": name, "obs": obs_kind, "op": op, "per_s": per_s})
+        if isinstance(impl, _OursInProcess):
+            bytes_per_item[obs_kind] = impl.bytes_per_item()
+        getattr(impl, "close", lambda: None)()
+        del impl
+        gc.collect()
+
+
+def _lookup(rows: list[dict], impl: str, obs: str, op: str) -> float | None:
+    for r in rows:
+        if (r["impl"], r["obs"], r["op"]) == (impl, obs, op):
+            return r["per_s"]
+    return None
+
+
+def _ratios(rows: list[dict]) -> dict[str, float | None]:
+    ours = _lookup(rows, "textdqn shard", "8-float", "sample+update")
+    out: dict[str, float | None] = {}
+    for peer in ("rllib", "cpprb"):
+        theirs = _lookup(rows, peer, "8-float", "sample+update")
+        out[f"ours_vs_{peer}_sample_update"] = ours / theirs if ours and theirs else None
+    return out
+
+
+def write_json(result: dict, path: str | Path) -> None:
+    Path(path).write_text(json.dumps(result, indent=1))
