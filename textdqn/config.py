@@ -1,34 +1,42 @@
-"""Typed, frozen run configuration: nested dataclasses loaded from YAML, overridden with
-``--set section.key=value`` and validated before anything starts.
+"""The configuration of a textdqn run: frozen, typed, nested dataclasses.
 
-Call order: ``load_config(path, overrides)`` = read YAML -> ``apply_overrides`` ->
-``from_dict(Config, ...)`` -> ``validate``. Every error is a ``ConfigError`` that names the
-dotted key, the bad value and what would be accepted.
-
-The machinery is generic over nested dataclasses: a new section is a new dataclass and a
-field of ``Config``. A section may declare ``_RULES`` (field -> (predicate, expected text))
-for range checks and a ``_check(path) -> list[str]`` method for checks across fields.
+Every field has a one-line doc under it. Load a YAML file with ``load_config(path,
+overrides)``; ``--set section.key=value`` overrides are parsed and type-checked, and
+``validate`` rejects unknown keys and bad values before anything starts (the generic
+machinery lives in textdqn/typed_config.py).
 """
 
-import copy
 import dataclasses
-import difflib
-import re
-import types
-import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
-import yaml
-
-from textdqn.errors import ConfigError
+from textdqn.errors import ConfigError  # noqa: F401  (re-exported for callers)
+from textdqn.typed_config import (
+    Rule,
+    above,
+    apply_overrides,
+    at_least,
+    dump_config,
+    from_dict,
+    in_range,
+    join,
+    load,
+    to_dict,
+    validate,
+)
 
 __all__ = [
+    "ActorConfig",
     "Config",
+    "EnvConfig",
+    "EvalConfig",
+    "LearnerConfig",
+    "NetworkConfig",
     "RateLimiterConfig",
     "ReplayConfig",
     "RunConfig",
+    "StopConfig",
     "apply_overrides",
     "dump_config",
     "from_dict",
@@ -36,26 +44,6 @@ __all__ = [
     "to_dict",
     "validate",
 ]
-
-Rule = tuple[Callable[[Any], bool], str]
-"""A range check: (predicate on the field's value, what an accepted value looks like)."""
-
-
-def _in_range(lo: float, hi: float, kind: str = "a float") -> Rule:
-    return (lambda v: lo <= v <= hi), f"{kind} in [{lo}, {hi}]"
-
-
-def _at_least(lo: float, kind: str = "an int") -> Rule:
-    return (lambda v: v >= lo), f"{kind} >= {lo}"
-
-
-def _above(lo: float, kind: str = "a float") -> Rule:
-    return (lambda v: v > lo), f"{kind} > {lo}"
-
-
-def _join(path: str, name: str) -> str:
-    return f"{path}.{name}" if path else name
-
 
 # --- sections ---
 
@@ -74,10 +62,10 @@ class RateLimiterConfig:
     """how long a blocked insert or sample waits before it fails, in seconds"""
 
     _RULES: ClassVar[dict[str, Rule]] = {
-        "min_size_to_sample": _at_least(1),
-        "samples_per_insert": _at_least(0, "a float"),
-        "error_buffer": _at_least(0, "a float"),
-        "timeout_s": _above(0, "a float (seconds)"),
+        "min_size_to_sample": at_least(1),
+        "samples_per_insert": at_least(0, "a float"),
+        "error_buffer": at_least(0, "a float"),
+        "timeout_s": above(0, "a float (seconds)"),
     }
 
 
@@ -114,21 +102,21 @@ class ReplayConfig:
     """samples-per-insert rate limiter of each shard"""
 
     _RULES: ClassVar[dict[str, Rule]] = {
-        "capacity": _at_least(1),
-        "num_shards": _at_least(1),
-        "alpha": _in_range(0, 1),
-        "beta": _in_range(0, 1),
-        "beta_final": _in_range(0, 1),
-        "beta_anneal_updates": _at_least(0),
-        "priority_eps": _above(0),
-        "insert_in_flight": _at_least(1),
-        "sample_in_flight": _at_least(1),
-        "shard_num_cpus": _above(0),
+        "capacity": at_least(1),
+        "num_shards": at_least(1),
+        "alpha": in_range(0, 1),
+        "beta": in_range(0, 1),
+        "beta_final": in_range(0, 1),
+        "beta_anneal_updates": at_least(0),
+        "priority_eps": above(0),
+        "insert_in_flight": at_least(1),
+        "sample_in_flight": at_least(1),
+        "shard_num_cpus": above(0),
     }
 
     def _check(self, path: str) -> list[str]:
         found = []
-        storage = _join(path, "storage")
+        storage = join(path, "storage")
         if self.storage == "redis":
             found.append(
                 f"{storage} = 'redis': the Redis backend is not available yet; "
@@ -139,7 +127,7 @@ class ReplayConfig:
                 f"{storage} = {self.storage!r} is not a storage backend: "
                 f"expected one of {', '.join(map(repr, _STORAGES))}"
             )
-        capacity, shards = _join(path, "capacity"), _join(path, "num_shards")
+        capacity, shards = join(path, "capacity"), join(path, "num_shards")
         if 1 <= self.capacity < self.num_shards:
             found.append(
                 f"{capacity} = {self.capacity} is smaller than {shards} = "
@@ -147,6 +135,196 @@ class ReplayConfig:
                 f"raise {capacity} or lower {shards}"
             )
         return found
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvConfig:
+    """The environment every actor, and the evaluator, runs."""
+
+    id: str = "CartPole-v1"
+    """gymnasium id (textdqn envs live under the textdqn/ namespace)"""
+    num_envs: int = 8
+    """environments stepped together by each rollout actor (one batched inference a step)"""
+    kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """keyword arguments passed to gymnasium.make"""
+    max_episode_steps: int = 0
+    """cap on episode length; 0 keeps the env's own"""
+
+    _RULES: ClassVar[dict[str, Rule]] = {"num_envs": at_least(1), "max_episode_steps": at_least(0)}
+
+
+_SCHEDULES = ("constant", "linear", "exponential")
+
+
+@dataclasses.dataclass(frozen=True)
+class ActorConfig:
+    """Rollout actors: Ape-X ε-greedy exploration, n-step transitions, weight syncing."""
+
+    num_actors: int = 2
+    """rollout actors (Ray actors in local and cluster mode, one loop in serial mode)"""
+    epsilon: float = 0.4
+    """Ape-X base ε: env slot i of N explores with ε^(1 + alpha·i/(N−1))"""
+    epsilon_alpha: float = 7.0
+    """Ape-X α spreading ε over env slots"""
+    epsilon_schedule: str = "constant"
+    """how each slot's ε changes with its env steps: constant, linear or exponential"""
+    epsilon_final: float = 0.01
+    """ε reached by the decaying schedules (times each slot's Ape-X factor)"""
+    epsilon_decay_steps: int = 100_000
+    """env steps per actor of the linear decay, or the half-life of the exponential one"""
+    n_step: int = 3
+    """steps summed into one transition's reward"""
+    gamma: float = 0.99
+    """discount per env step"""
+    send_batch_size: int = 256
+    """transitions per insert request"""
+    sync_every: int = 256
+    """env steps (per actor, all its envs counted) between checks for newer weights"""
+    steps_per_call: int = 512
+    """env steps an actor runs per supervisor call (its unit of work and of reporting)"""
+    num_cpus: float = 0.5
+    """logical Ray CPUs reserved per actor"""
+    max_restarts: int = 3
+    """times Ray restarts a crashed actor before the run fails"""
+
+    _RULES: ClassVar[dict[str, Rule]] = {
+        "num_actors": at_least(1),
+        "epsilon": in_range(0, 1),
+        "epsilon_alpha": at_least(0, "a float"),
+        "epsilon_final": in_range(0, 1),
+        "epsilon_decay_steps": at_least(0),
+        "n_step": at_least(1),
+        "gamma": in_range(0, 1),
+        "send_batch_size": at_least(1),
+        "sync_every": at_least(1),
+        "steps_per_call": at_least(1),
+        "num_cpus": above(0),
+        "max_restarts": at_least(-1),
+    }
+
+    def _check(self, path: str) -> list[str]:
+        if self.epsilon_schedule in _SCHEDULES:
+            return []
+        key = join(path, "epsilon_schedule")
+        return [f"{key} = {self.epsilon_schedule!r} is not a schedule: expected one of {_SCHEDULES}"]
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkConfig:
+    """The Q-network shared by the learner and the actors."""
+
+    hidden: tuple[int, ...] = (256, 256)
+    """widths of the MLP torso's hidden layers"""
+    dueling: bool = True
+    """dueling head: Q = V + A − mean(A)"""
+
+    def _check(self, path: str) -> list[str]:
+        if self.hidden and min(self.hidden) >= 1:
+            return []
+        return [f"{join(path, 'hidden')} = {list(self.hidden)} needs at least one layer, each width >= 1"]
+
+
+@dataclasses.dataclass(frozen=True)
+class LearnerConfig:
+    """The learner: double DQN with importance weights, target network, Adam."""
+
+    batch_size: int = 512
+    """transitions per update"""
+    lr: float = 5e-4
+    """Adam learning rate"""
+    adam_eps: float = 1.5e-4
+    """Adam epsilon"""
+    grad_clip: float = 10.0
+    """max global gradient norm; 0 turns clipping off"""
+    loss: str = "huber"
+    """TD loss: huber or mse"""
+    double_q: bool = True
+    """double DQN target (online argmax, target value); False uses the target's max"""
+    target_update: str = "hard"
+    """hard (copy every target_update_every updates) or soft (Polyak tau every update)"""
+    target_update_every: int = 500
+    """updates between hard target copies"""
+    tau: float = 0.005
+    """Polyak coefficient of soft target updates"""
+    publish_every: int = 10
+    """updates between weight publications to the actors (one version each)"""
+    device: str = "auto"
+    """cpu, cuda, or auto (cuda when available)"""
+    torch_threads: int = 1
+    """intra-op threads of the learner's torch (CPU)"""
+    prefetch: int = 4
+    """sampled batches the background thread keeps ready"""
+    max_bad_updates: int = 100
+    """updates with a NaN/inf loss that are skipped before the run aborts"""
+    num_cpus: float = 1.0
+    """logical Ray CPUs reserved for the learner actor"""
+
+    _RULES: ClassVar[dict[str, Rule]] = {
+        "batch_size": at_least(1),
+        "lr": above(0),
+        "adam_eps": above(0),
+        "grad_clip": at_least(0, "a float"),
+        "target_update_every": at_least(1),
+        "tau": in_range(0, 1),
+        "publish_every": at_least(1),
+        "torch_threads": at_least(1),
+        "prefetch": at_least(1),
+        "max_bad_updates": at_least(0),
+        "num_cpus": at_least(0, "a float"),
+    }
+
+    def _check(self, path: str) -> list[str]:
+        found = []
+        for name, accepted in (
+            ("loss", ("huber", "mse")),
+            ("target_update", ("hard", "soft")),
+            ("device", ("auto", "cpu", "cuda")),
+        ):
+            value = getattr(self, name)
+            if value not in accepted:
+                found.append(f"{join(path, name)} = {value!r} is not accepted: expected one of {accepted}")
+        return found
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """Periodic greedy evaluation (ε = 0) on separate env instances."""
+
+    every_env_steps: int = 20_000
+    """env steps between evaluations; 0 turns periodic evaluation off"""
+    episodes: int = 20
+    """episodes per evaluation"""
+    num_envs: int = 10
+    """environments stepped together by the evaluator"""
+
+    _RULES: ClassVar[dict[str, Rule]] = {
+        "every_env_steps": at_least(0),
+        "episodes": at_least(1),
+        "num_envs": at_least(1),
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class StopConfig:
+    """When a run stops: the first criterion met ends it (0 or empty means unused; with
+    none set, a run trains until interrupted)."""
+
+    env_steps: int = 0
+    """total env steps across actors"""
+    updates: int = 0
+    """learner updates"""
+    time_s: float = 0.0
+    """wall-clock seconds of training"""
+    target_metric: str = ""
+    """an evaluation metric, e.g. return_mean or success_rate"""
+    target_value: float = 0.0
+    """the run has reached its target when target_metric >= target_value"""
+
+    _RULES: ClassVar[dict[str, Rule]] = {
+        "env_steps": at_least(0),
+        "updates": at_least(0),
+        "time_s": at_least(0, "a float"),
+    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,8 +337,16 @@ class RunConfig:
     """base random seed; each component derives its own from it"""
     run_dir: str = ""
     """where checkpoints and metrics go; empty means runs/<name>-<timestamp>"""
+    checkpoint_every_updates: int = 5_000
+    """learner updates between checkpoints (one is also written at the end)"""
+    log_every_s: float = 2.0
+    """seconds between metric rows (console, metrics.csv, TensorBoard)"""
 
-    _RULES: ClassVar[dict[str, Rule]] = {"seed": _at_least(0)}
+    _RULES: ClassVar[dict[str, Rule]] = {
+        "seed": at_least(0),
+        "checkpoint_every_updates": at_least(1),
+        "log_every_s": above(0),
+    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,249 +355,22 @@ class Config:
 
     run: RunConfig = dataclasses.field(default_factory=RunConfig)
     """name, seed and output directory"""
+    env: EnvConfig = dataclasses.field(default_factory=EnvConfig)
+    """the environment"""
+    actors: ActorConfig = dataclasses.field(default_factory=ActorConfig)
+    """rollout actors"""
+    network: NetworkConfig = dataclasses.field(default_factory=NetworkConfig)
+    """the Q-network"""
+    learner: LearnerConfig = dataclasses.field(default_factory=LearnerConfig)
+    """the learner"""
     replay: ReplayConfig = dataclasses.field(default_factory=ReplayConfig)
     """sharded prioritized replay service"""
-
-
-# --- from_dict ---
-
-
-def from_dict(cls: type, data: Mapping[str, Any] | None, path: str = "") -> Any:
-    """Build the dataclass `cls` from a plain mapping, converting and checking every value
-    against the type hints. `path` is the dotted prefix used in error messages."""
-    data = {} if data is None else data
-    if not isinstance(data, Mapping):
-        raise _wrong_type(path or "config", data, f"a mapping of {cls.__name__} keys")
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    _reject_unknown(data, list(fields), path)
-    hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for name, f in fields.items():
-        key = _join(path, name)
-        if name in data:
-            kwargs[name] = _convert(data[name], hints[name], key)
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise ConfigError(f"{key} is required: add it to the config file or pass --set {key}=<value>")
-    return cls(**kwargs)
-
-
-def _reject_unknown(data: Mapping[Any, Any], accepted: list[str], path: str) -> None:
-    unknown = [str(k) for k in data if k not in accepted]
-    if not unknown:
-        return
-    key = unknown[0]
-    close = difflib.get_close_matches(key, accepted, n=1)
-    suggestion = f" Did you mean '{_join(path, close[0])}'?" if close else ""
-    where = f"under '{path}'" if path else "at the top level"
-    raise ConfigError(
-        f"unknown config key '{_join(path, key)}'.{suggestion} Accepted keys {where}: {', '.join(accepted)}."
-    )
-
-
-def _wrong_type(key: str, value: Any, expected: str) -> ConfigError:
-    return ConfigError(
-        f"{key} = {value!r} has the wrong type: expected {expected}, got {type(value).__name__}"
-    )
-
-
-def _type_name(hint: Any) -> str:
-    if hint is type(None):
-        return "None"
-    if isinstance(hint, type):
-        return hint.__name__
-    return str(hint).replace("typing.", "")
-
-
-def _convert(value: Any, hint: Any, key: str) -> Any:
-    """Check `value` against the type hint `hint` and return it converted."""
-    if hint is Any:
-        return value
-    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        if value is not None and not isinstance(value, Mapping):
-            raise _wrong_type(key, value, f"a mapping of {hint.__name__} keys")
-        return from_dict(hint, value, key)
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        return _convert_union(value, args, key)
-    if origin is Literal:
-        if any(value == a and type(value) is type(a) for a in args):
-            return value
-        raise ConfigError(f"{key} = {value!r} is not accepted: expected one of {', '.join(map(repr, args))}")
-    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
-        if not isinstance(value, list | tuple):
-            raise _wrong_type(key, value, f"a list of {_type_name(args[0])}")
-        return tuple(_convert(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
-    if origin is dict:  # e.g. env kwargs: keys must be str, values are taken as they are
-        if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
-            raise _wrong_type(key, value, "a mapping with str keys")
-        return {k: _convert(v, args[1], _join(key, k)) for k, v in value.items()}
-    return _convert_scalar(value, hint, key)
-
-
-def _convert_union(value: Any, args: tuple[Any, ...], key: str) -> Any:
-    if value is None and type(None) in args:
-        return None
-    for arg in args:
-        if arg is type(None):
-            continue
-        try:
-            return _convert(value, arg, key)
-        except ConfigError:
-            continue
-    raise _wrong_type(key, value, " or ".join(_type_name(a) for a in args))
-
-
-def _convert_scalar(value: Any, hint: Any, key: str) -> Any:
-    """int (a whole float is accepted), float (an int is accepted), str, or a real bool."""
-    number = isinstance(value, int | float) and not isinstance(value, bool)
-    if hint is float and number:
-        return float(value)
-    if hint is int and number:
-        if isinstance(value, float) and not value.is_integer():
-            raise _wrong_type(key, value, "int (a whole number)")
-        return int(value)
-    if hint in (str, bool) and isinstance(value, hint):
-        return value
-    if hint not in (int, float, str, bool):
-        raise ConfigError(f"{key}: the config schema uses the unsupported type {hint!r}")
-    raise _wrong_type(key, value, _type_name(hint))
-
-
-# --- overrides ---
-# YAML 1.1 reads 1e5 or 1.0e5 (no dot, or no exponent sign) as strings; we mean numbers.
-_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
-
-
-def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """Return a copy of `data` with each ``a.b.c=value`` override set; the value is parsed as
-    YAML. Unknown keys are left for `from_dict` to report."""
-    result = copy.deepcopy(dict(data))
-    for item in overrides:
-        key, value = _parse_override(item)
-        _set_dotted(result, key, value)
-    return result
-
-
-def _parse_override(item: str) -> tuple[str, Any]:
-    key, sep, raw = str(item).partition("=")
-    key, raw = key.strip(), raw.strip()
-    if not sep or not key or not all(part.strip() for part in key.split(".")):
-        raise ConfigError(
-            f"malformed override {item!r}: expected the form "
-            "--set section.key=value (e.g. --set replay.alpha=0.5)"
-        )
-    try:
-        value = yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        raise ConfigError(
-            f"override {item!r}: the value {raw!r} is not valid YAML "
-            f"({getattr(exc, 'problem', exc)}); quote it if it is a string"
-        ) from None
-    if isinstance(value, str) and _NUMBER.fullmatch(raw):
-        value = float(raw)  # an unquoted number that YAML 1.1 left as a string
-    return key, value
-
-
-def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
-    parts = [p.strip() for p in key.split(".")]
-    node = data
-    for i, part in enumerate(parts[:-1]):
-        child = node.get(part)
-        if child is None:
-            child = node[part] = {}
-        elif not isinstance(child, dict):
-            section = ".".join(parts[: i + 1])
-            raise ConfigError(f"cannot set {key}: {section} = {child!r} is a value, not a section")
-        node = child
-    node[parts[-1]] = value
-
-
-# --- load, dump ---
+    eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
+    """periodic greedy evaluation"""
+    stop: StopConfig = dataclasses.field(default_factory=StopConfig)
+    """stop criteria"""
 
 
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
     """Read the YAML file at `path`, apply ``--set`` style `overrides`, build and validate."""
-    data = _read_yaml(Path(path))
-    return validate(from_dict(Config, apply_overrides(data, overrides)))
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(
-            f"config file {path} does not exist: check the path, "
-            "or start from one of the examples in configs/"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(
-            f"cannot read config file {path} ({exc}): pass a readable UTF-8 YAML file"
-        ) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or exc
-        raise ConfigError(
-            f"config file {path} is not valid YAML{where}: {problem}; fix the syntax there"
-        ) from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"config file {path} must hold a mapping of sections "
-            f"(run:, replay:, ...), not a {type(data).__name__}"
-        )
-    return data
-
-
-def to_dict(cfg: Any) -> dict[str, Any]:
-    """A plain, YAML-serialisable dict of the dataclass instance `cfg` (tuples as lists)."""
-    return _plain(cfg)
-
-
-def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
-def dump_config(cfg: Any, path: str | Path) -> Path:
-    """Write `cfg` as YAML to `path` (parents created); `load_config` reads it back equal."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False), encoding="utf-8")
-    return path
-
-
-# --- validate ---
-
-
-def validate(cfg: Config) -> Config:
-    """Check every section's ranges and cross-field rules; return `cfg` unchanged, or raise
-    one ConfigError listing every problem, one a line, with what would be accepted."""
-    problems = _problems(cfg, "")
-    if problems:
-        raise ConfigError("\n".join(problems))
-    return cfg
-
-
-def _problems(section: Any, path: str) -> list[str]:
-    found = []
-    for name, (ok, expected) in getattr(section, "_RULES", {}).items():
-        value = getattr(section, name)
-        if not ok(value):
-            found.append(f"{_join(path, name)} = {value!r} is out of range: expected {expected}")
-    check = getattr(section, "_check", None)
-    if check is not None:
-        found += check(path)
-    for f in dataclasses.fields(section):
-        value = getattr(section, f.name)
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            found += _problems(value, _join(path, f.name))
-    return found
+    return load(Config, path, overrides)

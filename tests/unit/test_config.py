@@ -161,7 +161,7 @@ def test_unknown_key_names_the_dotted_key_and_suggests_a_fix():
 
 
 def test_unknown_top_level_section_lists_the_sections():
-    with pytest.raises(ConfigError, match=r"'replya'.*Did you mean 'replay'.*run, replay"):
+    with pytest.raises(ConfigError, match=r"'replya'.*Did you mean 'replay'.*run, env, actors, network, learner, replay"):
         from_dict(Config, {"replya": {}})
 
 
@@ -327,7 +327,8 @@ def test_to_dict_is_plain_and_lists_tuples():
         inner: RunConfig = dataclasses.field(default_factory=RunConfig)
 
     out = to_dict(Section())
-    assert out == {"sizes": [1, 2], "inner": {"name": "textdqn", "seed": 0, "run_dir": ""}}
+    assert out["sizes"] == [1, 2]
+    assert out["inner"] == dataclasses.asdict(RunConfig())
     assert from_dict(Section, out) == Section()
 
 
