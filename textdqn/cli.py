@@ -24,6 +24,78 @@ def _fail(error: Exception) -> None:
     raise typer.Exit(code=2)
 
 
+Overrides = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a config key: --set section.key=value (repeatable)."),
+]
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Argument(help="YAML config, e.g. configs/cartpole.yaml")],
+    overrides: Overrides = None,
+    serial: Annotated[bool, typer.Option("--serial", help="Run every component in this process.")] = False,
+    address: Annotated[
+        str | None,
+        typer.Option(help="Join a running Ray cluster ('auto' inside one) instead of starting Ray."),
+    ] = None,
+    run_dir: Annotated[str, typer.Option(help="Run directory (default runs/<name>-<time>).")] = "",
+    resume: Annotated[
+        str, typer.Option(help="Continue the run in this directory from its last checkpoint.")
+    ] = "",
+    quiet: Annotated[bool, typer.Option(help="Plain log lines instead of the live view.")] = False,
+) -> None:
+    """Train an Ape-X DQN agent until the config's stop criterion is met."""
+    from textdqn.cluster.supervisor import train as run_training
+    from textdqn.config import load_config
+
+    try:
+        cfg = load_config(Path(resume) / "config.yaml" if resume else config, overrides or ())
+        summary = run_training(
+            cfg,
+            mode="serial" if serial else "ray",
+            address=address,
+            run_dir=run_dir,
+            resume=resume,
+            live=not quiet,
+        )
+    except TextDQNError as e:
+        _fail(e)
+    reached = "reached" if summary["reached_target"] else "did not reach"
+    console.print(
+        f"{reached} the target {summary['target'] or '(none set)'} after {summary['env_steps']:,} env steps, "
+        f"{summary['updates']:,} updates, {summary['wall_s']:.1f}s; final eval {summary['final_eval']}"
+    )
+
+
+@app.command("eval")
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `textdqn train`.")],
+    episodes: Annotated[int, typer.Option(help="Greedy episodes to run.")] = 20,
+) -> None:
+    """Run the greedy policy of a run's last checkpoint and print its metrics."""
+    from textdqn.actors.evaluator import Evaluator
+    from textdqn.learner.checkpoint import load_checkpoint
+    from textdqn.metrics import RunDirectory
+    from textdqn.networks import state_to_numpy
+
+    try:
+        run = RunDirectory.open(run_dir)
+        cfg = run.load_config()
+        state, counters = load_checkpoint(run.checkpoints_dir)
+    except TextDQNError as e:
+        _fail(e)
+    evaluator = Evaluator(cfg)
+    evaluator.net.load_state_dict(state["online"])
+    result = evaluator.evaluate(state_to_numpy(evaluator.net), episodes)
+    table = Table(title=f"greedy evaluation of {run_dir} ({counters.get('env_steps', 0):,} env steps)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in result.items():
+        table.add_row(key, f"{value:.4g}")
+    console.print(table)
+
+
 @bench_app.command("replay")
 def bench_replay(
     quick: Annotated[bool, typer.Option(help="Smaller capacity and shorter timings.")] = False,
@@ -41,6 +113,39 @@ def bench_replay(
     )
     result = run_replay_bench(settings, with_ray=not no_ray, log=lambda m: console.print(m, style="dim"))
     console.print(replay_table(result))
+    if json_path:
+        write_json(result, json_path)
+        console.print(f"wrote {json_path}")
+
+
+@bench_app.command("learner")
+def bench_learner(
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    seconds: Annotated[float, typer.Option(help="Measuring time of each side.")] = 10.0,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Also write the results here.")] = None,
+) -> None:
+    """Learner updates/s (batch 512) fed from an in-process replay vs through the Ray-sharded replay."""
+    import dataclasses
+
+    from textdqn.bench.learner_bench import LearnerBenchSettings, run_learner_bench
+    from textdqn.bench.replay_bench import write_json
+
+    settings = dataclasses.replace(LearnerBenchSettings(), seconds=seconds)
+    console.print(f"learner benchmark: batch {settings.batch}, MLP {settings.hidden}, device {device}")
+    result = run_learner_bench(settings, device, log=lambda m: console.print(m, style="dim"))
+    table = Table(title="learner throughput")
+    for col in ("feed", "device", "updates/s", "transitions/s", "utilization"):
+        table.add_column(col, justify="left" if col in ("feed", "device") else "right")
+    for r in result["rows"]:
+        table.add_row(
+            r["feed"],
+            r["device"],
+            f"{r['updates_per_s']:.1f}",
+            f"{r['transitions_per_s']:,.0f}",
+            f"{100 * r['utilization']:.0f}%",
+        )
+    table.caption = f"ray-sharded / in-process: {result['ratio_ray_vs_in_process']:.2f}x"
+    console.print(table)
     if json_path:
         write_json(result, json_path)
         console.print(f"wrote {json_path}")

@@ -161,3 +161,47 @@ class WeightedSample:
     weights: np.ndarray
     keys: np.ndarray
     shard: int
+
+
+@dataclasses.dataclass
+class RolloutStats:
+    """What a rollout actor reports for one unit of work (a supervisor call).
+
+    Policy lag is measured when the actor checks for newer weights: the transitions it
+    made since its last check were chosen by version v while the learner had published
+    version V; each counts V − v (in publish periods).
+    """
+
+    worker: int
+    env_steps: int = 0
+    transitions: int = 0
+    episode_returns: list[float] = dataclasses.field(default_factory=list)
+    episode_lengths: list[int] = dataclasses.field(default_factory=list)
+    episode_metrics: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+    env_errors: int = 0
+    weight_version: int = -1
+    lag_sum: float = 0.0
+    lag_count: int = 0
+    lag_max: int = 0
+    epsilon_mean: float = 0.0
+
+    def record_lag(self, latest: int, used: int, transitions: int) -> None:
+        if transitions and used >= 0:
+            self.lag_sum += (latest - used) * transitions
+            self.lag_count += transitions
+            self.lag_max = max(self.lag_max, latest - used)
+
+    def merge(self, other: RolloutStats) -> None:
+        """Add `other` (a later unit of work of the same worker) into this one."""
+        self.env_steps += other.env_steps
+        self.transitions += other.transitions
+        self.episode_returns += other.episode_returns
+        self.episode_lengths += other.episode_lengths
+        for key, values in other.episode_metrics.items():
+            self.episode_metrics.setdefault(key, []).extend(values)
+        self.env_errors += other.env_errors
+        self.weight_version = other.weight_version
+        self.lag_sum += other.lag_sum
+        self.lag_count += other.lag_count
+        self.lag_max = max(self.lag_max, other.lag_max)
+        self.epsilon_mean = other.epsilon_mean

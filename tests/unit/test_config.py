@@ -161,7 +161,9 @@ def test_unknown_key_names_the_dotted_key_and_suggests_a_fix():
 
 
 def test_unknown_top_level_section_lists_the_sections():
-    with pytest.raises(ConfigError, match=r"'replya'.*Did you mean 'replay'.*run, env, actors, network, learner, replay"):
+    with pytest.raises(
+        ConfigError, match=r"'replya'.*Did you mean 'replay'.*run, env, actors, network, learner, replay"
+    ):
         from_dict(Config, {"replya": {}})
 
 

@@ -10,7 +10,6 @@ Call order:
 
 from __future__ import annotations
 
-import math
 import time
 from collections import deque
 
@@ -19,23 +18,18 @@ import ray
 
 from textdqn.config import ReplayConfig
 from textdqn.errors import ReplayError
-from textdqn.replay_server import RateLimiter, ReplayShard
 from textdqn.replay_server.importance import global_probabilities, importance_weights
+from textdqn.replay_server.local import shard_arguments
+from textdqn.replay_server.shard import ReplayShard
 from textdqn.types import ShardInfo, TransitionBatch, WeightedSample
 
 # Threads per shard actor: a sample blocked by the rate limiter must not stop inserts.
 _SHARD_CONCURRENCY = 4
 
 
-def shard_capacity(config: ReplayConfig) -> int:
-    """Items each shard holds: the total capacity split evenly, rounded up."""
-    return math.ceil(config.capacity / config.num_shards)
-
-
 def make_shards(config: ReplayConfig, seed: int = 0, name_prefix: str | None = None) -> list:
     """Start `config.num_shards` ReplayShard actors with fractional CPUs; returns their handles."""
-    limiter = config.rate_limiter
-    shard_cls = ray.remote(ReplayShard)
+    shard_actor = ray.remote(ReplayShard)
     shards = []
     for i in range(config.num_shards):
         options = {
@@ -45,20 +39,7 @@ def make_shards(config: ReplayConfig, seed: int = 0, name_prefix: str | None = N
         }
         if name_prefix:
             options["name"] = f"{name_prefix}-shard-{i}"
-        shards.append(
-            shard_cls.options(**options).remote(
-                capacity=shard_capacity(config),
-                alpha=config.alpha,
-                priority_eps=config.priority_eps,
-                rate_limiter=RateLimiter(
-                    min_size_to_sample=limiter.min_size_to_sample,
-                    samples_per_insert=limiter.samples_per_insert,
-                    error_buffer=limiter.error_buffer,
-                    timeout_s=limiter.timeout_s,
-                ),
-                seed=seed * 1009 + i,
-            )
-        )
+        shards.append(shard_actor.options(**options).remote(**shard_arguments(config, i, seed)))
     return shards
 
 

@@ -1,0 +1,73 @@
+"""Greedy evaluation (ε = 0) on env instances of its own."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from textdqn.actors.exploration import masked_argmax
+from textdqn.config import Config
+from textdqn.envs import action_masks, episode_infos, make_vector_env
+from textdqn.networks import load_numpy_state_, make_q_network
+
+
+class Evaluator:
+    """Runs the greedy policy for a fixed number of episodes and reports their metrics.
+
+    Each env slot runs its share of the episodes (episodes // num_envs, plus one for the
+    first episodes % num_envs slots), so short episodes are not over-represented.
+    """
+
+    def __init__(self, config: Config, seed: int = 10_000) -> None:
+        self.num_envs = config.eval.num_envs
+        self.envs = make_vector_env(config.env, self.num_envs)
+        self.net = make_q_network(
+            self.envs.single_observation_space,
+            self.envs.single_action_space,
+            config.network.hidden,
+            config.network.dueling,
+        ).eval()
+        self._seed = seed
+
+    @torch.no_grad()
+    def evaluate(self, weights: dict[str, np.ndarray], episodes: int) -> dict[str, float]:
+        """return_mean, return_std, length_mean, episodes, and success_rate when the env reports it."""
+        load_numpy_state_(self.net, weights)
+        quota = np.full(self.num_envs, episodes // self.num_envs)
+        quota[: episodes % self.num_envs] += 1
+        obs, info = self.envs.reset(seed=self._seed)
+        mask = action_masks(info, self.num_envs)
+        ep_return = np.zeros(self.num_envs)
+        ep_length = np.zeros(self.num_envs, dtype=np.int64)
+        returns, lengths, successes = [], [], []
+        while quota.sum() > 0:
+            q = self.net(torch.as_tensor(obs)).numpy()
+            actions = masked_argmax(q, mask)
+            obs, reward, terminated, truncated, info = self.envs.step(actions)
+            mask = action_masks(info, self.num_envs)
+            ep_return += reward
+            ep_length += 1
+            done = terminated | truncated
+            finals = iter(episode_infos(info))
+            for i in np.flatnonzero(done):
+                final = next(finals, {})
+                if quota[i] > 0:
+                    quota[i] -= 1
+                    returns.append(ep_return[i])
+                    lengths.append(ep_length[i])
+                    if "success" in final:
+                        successes.append(float(final["success"]))
+            ep_return[done] = 0
+            ep_length[done] = 0
+        out = {
+            "return_mean": float(np.mean(returns)),
+            "return_std": float(np.std(returns)),
+            "length_mean": float(np.mean(lengths)),
+            "episodes": float(len(returns)),
+        }
+        if successes:
+            out["success_rate"] = float(np.mean(successes))
+        return out
+
+    def close(self) -> None:
+        self.envs.close()

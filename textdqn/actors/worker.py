@@ -1,0 +1,156 @@
+"""RolloutWorker: steps a vector env with an ε-greedy local copy of the Q-network.
+
+Plain Python: serial mode calls it directly; textdqn/cluster wraps it in a Ray actor that
+pulls weights and sends the batches to the replay shards.
+
+Call order: `set_weights(version, state)` whenever newer weights exist, then
+`rollout(num_env_steps) -> (batches, stats)`; each batch is a TransitionBatch of
+`send_batch_size` n-step transitions with initial priorities |δ| from the local network.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+
+from textdqn.actors.exploration import ape_x_epsilons, epsilon_at, epsilon_greedy
+from textdqn.actors.nstep import NStepAdder
+from textdqn.config import Config
+from textdqn.envs import action_masks, episode_infos, make_vector_env, true_next_masks, true_next_obs
+from textdqn.learner.losses import double_dqn_targets
+from textdqn.networks import load_numpy_state_, make_q_network
+from textdqn.types import RolloutStats, TransitionBatch
+
+log = logging.getLogger(__name__)
+
+
+class RolloutWorker:
+    """One rollout actor's envs, network copy, exploration and n-step adder.
+
+    Exploration: env slot j of this worker is global slot i = worker_index·num_envs + j of
+    N = num_actors·num_envs, and explores with Ape-X's ε_i = ε^(1 + α·i/(N−1)); with a
+    decaying schedule the base ε decays with this worker's env steps.
+    """
+
+    def __init__(self, config: Config, worker_index: int, seed: int = 0) -> None:
+        self.config = config
+        self.index = worker_index
+        num_envs = config.env.num_envs
+        self.envs = make_vector_env(config.env, num_envs)
+        self.net = make_q_network(
+            self.envs.single_observation_space,
+            self.envs.single_action_space,
+            config.network.hidden,
+            config.network.dueling,
+        ).eval()
+        self.version = -1
+        self.env_steps = 0
+        self.num_envs = num_envs
+        self._slots = slice(worker_index * num_envs, (worker_index + 1) * num_envs)
+        self._rng = np.random.default_rng(seed)
+        self._seed = seed
+        self._adder = NStepAdder(num_envs, config.actors.n_step, config.actors.gamma)
+        self._pending: list[TransitionBatch] = []
+        self._reset_envs()
+
+    def _reset_envs(self) -> None:
+        self._obs, info = self.envs.reset(seed=int(self._rng.integers(2**31)))
+        self._mask = action_masks(info, self.num_envs)
+        self._adder.clear()
+        self._ep_return = np.zeros(self.num_envs)
+        self._ep_length = np.zeros(self.num_envs, dtype=np.int64)
+
+    def set_weights(self, version: int, state: dict[str, np.ndarray]) -> None:
+        load_numpy_state_(self.net, state)
+        self.version = version
+
+    def epsilons(self) -> np.ndarray:
+        """ε of each of this worker's env slots at its current env step."""
+        a = self.config.actors
+        base = epsilon_at(
+            a.epsilon_schedule, a.epsilon, a.epsilon_final, a.epsilon_decay_steps, self.env_steps
+        )
+        total = a.num_actors * self.num_envs
+        return ape_x_epsilons(total, base, a.epsilon_alpha)[self._slots]
+
+    @torch.no_grad()
+    def q_values(self, obs: np.ndarray) -> np.ndarray:
+        return self.net(torch.as_tensor(obs)).numpy()
+
+    def rollout(self, num_env_steps: int) -> tuple[list[TransitionBatch], RolloutStats]:
+        """Step until `num_env_steps` env steps are done; return full batches and stats."""
+        stats = RolloutStats(worker=self.index, weight_version=self.version)
+        eps = self.epsilons()
+        stats.epsilon_mean = float(eps.mean())
+        while stats.env_steps < num_env_steps:
+            actions = epsilon_greedy(self.q_values(self._obs), eps, self._rng, self._mask)
+            try:
+                next_obs, reward, terminated, truncated, info = self.envs.step(actions)
+            except Exception:  # a crashed env: reset it, count it, carry on
+                log.exception("worker %d: env step failed; resetting its envs", self.index)
+                stats.env_errors += 1
+                self._reset_envs()
+                continue
+            next_mask = action_masks(info, self.num_envs)
+            batch = self._adder.add(
+                self._obs,
+                actions,
+                reward,
+                true_next_obs(next_obs, info),
+                terminated,
+                truncated,
+                self.version,
+                true_next_masks(next_mask, info),
+            )
+            if batch is not None:
+                self._pending.append(batch)
+            self._track_episodes(reward, terminated | truncated, info, stats)
+            self._obs, self._mask = next_obs, next_mask
+            stats.env_steps += self.num_envs
+        self.env_steps += stats.env_steps
+        batches = self._take_full_batches()
+        stats.transitions = sum(len(b) for b in batches)
+        return batches, stats
+
+    def _track_episodes(self, reward, done, info, stats: RolloutStats) -> None:
+        self._ep_return += reward
+        self._ep_length += 1
+        if done.any():
+            stats.episode_returns += self._ep_return[done].tolist()
+            stats.episode_lengths += self._ep_length[done].tolist()
+            self._ep_return[done] = 0
+            self._ep_length[done] = 0
+            for final in episode_infos(info):
+                for key in ("success", "turns"):
+                    if key in final:
+                        stats.episode_metrics.setdefault(key, []).append(float(final[key]))
+
+    def _take_full_batches(self) -> list[TransitionBatch]:
+        """Cut the pending transitions into send-size batches with initial priorities."""
+        size = self.config.actors.send_batch_size
+        total = sum(len(b) for b in self._pending)
+        if total < size:
+            return []
+        merged = TransitionBatch.concat(self._pending)
+        full = (total // size) * size
+        self._pending = [merged.take(slice(full, total))] if full < total else []
+        ready = merged.take(slice(0, full))
+        ready = TransitionBatch(**{**ready.fields(), "priority": self.initial_priorities(ready)})
+        return [ready.take(slice(i, i + size)) for i in range(0, full, size)]
+
+    @torch.no_grad()
+    def initial_priorities(self, batch: TransitionBatch) -> np.ndarray:
+        """|δ| of each transition under the local network (Ape-X: actors prioritise)."""
+        q = self.net(torch.as_tensor(np.concatenate([batch.obs, batch.next_obs])))
+        q_obs, q_next = q[: len(batch)], q[len(batch) :]
+        mask = None if batch.next_action_mask is None else torch.as_tensor(batch.next_action_mask)
+        target = double_dqn_targets(
+            torch.as_tensor(batch.reward), torch.as_tensor(batch.discount), q_next, q_next, mask
+        )
+        q_sa = q_obs.gather(1, torch.as_tensor(batch.action)[:, None]).squeeze(1)
+        return (target - q_sa).abs().numpy().astype(np.float32)
+
+    def close(self) -> None:
+        self.envs.close()

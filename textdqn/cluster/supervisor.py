@@ -1,0 +1,204 @@
+"""The supervisor: runs a training job in any mode and keeps its books.
+
+`train(config, mode, ...)` makes the run directory, starts the runner (serial, local Ray or
+a Ray cluster), and loops: take a slice of progress, aggregate it into one metrics row
+(console, metrics.csv, TensorBoard), evaluate greedily when due, checkpoint when due, and
+stop on the first criterion met. It ends with a final checkpoint, evaluation, learning
+curve and summary.json.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from textdqn.actors.evaluator import Evaluator
+from textdqn.cluster.progress import Progress
+from textdqn.config import Config, to_dict
+from textdqn.learner.checkpoint import load_checkpoint, save_checkpoint
+from textdqn.metrics import (
+    METRIC_COLUMNS,
+    ConsoleView,
+    MetricsLogger,
+    RunDirectory,
+    plot_learning_curve,
+    write_summary,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class _Counters:
+    env_steps: int = 0
+    updates: int = 0
+    wall_s: float = 0.0  # before this process (a resumed run continues its clock)
+    env_errors: int = 0
+    actor_restarts: int = 0
+    episodes: int = 0
+
+
+class _Aggregator:
+    """Turns slices of Progress into metric rows."""
+
+    def __init__(self, counters: _Counters) -> None:
+        self.c = counters
+        self.returns: collections.deque = collections.deque(maxlen=100)
+        self.successes: collections.deque = collections.deque(maxlen=100)
+        self.eval: dict[str, float] = {}
+
+    def row(self, p: Progress, wall_s: float, dt: float) -> dict:
+        steps = sum(r.env_steps for r in p.rollouts)
+        self.c.env_steps += steps
+        self.c.updates = max(self.c.updates, p.learner.total_updates)
+        self.c.env_errors += sum(r.env_errors for r in p.rollouts)
+        self.c.actor_restarts += p.actor_restarts
+        for r in p.rollouts:
+            self.returns.extend(r.episode_returns)
+            self.successes.extend(r.episode_metrics.get("success", []))
+            self.c.episodes += len(r.episode_returns)
+        lag_n = sum(r.lag_count for r in p.rollouts)
+        n_up = p.learner.updates
+        inserts = sum(i.inserts for i in p.replay)
+        return {
+            "wall_s": wall_s,
+            "env_steps": self.c.env_steps,
+            "updates": self.c.updates,
+            "env_steps_per_s": steps / dt if dt > 0 else None,
+            "updates_per_s": n_up / dt if dt > 0 else None,
+            "replay_size": sum(i.size for i in p.replay) if p.replay else None,
+            "samples_per_insert": sum(i.samples for i in p.replay) / inserts if inserts else None,
+            "policy_lag_mean": sum(r.lag_sum for r in p.rollouts) / lag_n if lag_n else None,
+            "policy_lag_max": max((r.lag_max for r in p.rollouts), default=None),
+            "sample_age_mean": p.learner.age_sum / n_up if n_up else None,
+            "learner_utilization": p.learner.compute_s / p.learner.wall_s if p.learner.wall_s else None,
+            "loss": p.learner.loss_sum / n_up if n_up else None,
+            "q_mean": p.learner.q_sum / n_up if n_up else None,
+            "train_return_mean": float(np.mean(self.returns)) if self.returns else None,
+            "train_episodes": self.c.episodes,
+            "eval_return_mean": None,
+            "eval_return_std": None,
+            "eval_success_rate": None,
+            "env_errors": self.c.env_errors,
+            "actor_restarts": self.c.actor_restarts,
+            "bad_updates": p.learner.bad_updates,
+            "epsilon_mean": float(np.mean([r.epsilon_mean for r in p.rollouts])) if p.rollouts else None,
+            "weight_version": p.learner.version,
+        }
+
+
+def make_runner(config: Config, mode: str, address: str | None, learner_state: dict | None):
+    """The runner for `mode`: "serial" (one process) or "ray" (local, or the cluster at `address`)."""
+    if mode == "serial":
+        from textdqn.cluster.serial import SerialRunner
+
+        return SerialRunner(config, learner_state)
+    from textdqn.cluster.ray_runner import RayRunner
+
+    return RayRunner(config, address=address, learner_state=learner_state)
+
+
+def train(
+    config: Config,
+    mode: str = "ray",
+    address: str | None = None,
+    run_dir: str = "",
+    resume: str = "",
+    live: bool = True,
+) -> dict:
+    """Run a training job to its stop criterion; returns the summary (also in summary.json)."""
+    learner_state, counters = None, _Counters()
+    if resume:
+        run = RunDirectory.open(resume)
+        learner_state, saved = load_checkpoint(run.checkpoints_dir)
+        counters = _Counters(**{k: saved[k] for k in dataclasses.asdict(counters) if k in saved})
+    else:
+        run = RunDirectory.create(config, run_dir=run_dir or config.run.run_dir)
+    runner = make_runner(config, mode, address, learner_state)
+    try:
+        return _supervise(config, run, runner, counters, live)
+    finally:
+        runner.close()
+
+
+def _supervise(config: Config, run: RunDirectory, runner, counters: _Counters, live: bool) -> dict:
+    stop, every = config.stop, config.eval.every_env_steps
+    evaluator = Evaluator(config)
+    agg = _Aggregator(counters)
+    logger = MetricsLogger(run, METRIC_COLUMNS)
+    start = time.perf_counter()
+    next_eval = counters.env_steps + every if every else None
+    next_ckpt = counters.updates + config.run.checkpoint_every_updates
+    reached, final_eval, last = False, {}, start
+    with ConsoleView(f"textdqn {config.run.name} -> {run.path}", enabled=live) as view:
+        while True:
+            progress = runner.step(config.run.log_every_s)
+            now = time.perf_counter()
+            wall = counters.wall_s + now - start
+            row = agg.row(progress, wall, now - last)
+            last = now
+            if next_eval is not None and counters.env_steps >= next_eval:
+                next_eval = counters.env_steps + every
+                final_eval = _evaluate(evaluator, runner, config, row)
+                reached = _reached(stop, final_eval)
+            if counters.updates >= next_ckpt:
+                next_ckpt = counters.updates + config.run.checkpoint_every_updates
+                _checkpoint(run, runner, counters, wall)
+            logger.log(row)
+            view.update(row)
+            if reached or _budget_spent(stop, counters, wall):
+                break
+    wall = counters.wall_s + time.perf_counter() - start
+    _checkpoint(run, runner, counters, wall)
+    if not reached:
+        final_eval = _evaluate(evaluator, runner, config, {})
+        reached = _reached(stop, final_eval)
+    logger.close()
+    evaluator.close()
+    target = stop.target_value if stop.target_metric else None
+    plot_learning_curve(run.metrics_csv, run.plot_path, target=target)
+    summary = {
+        "reached_target": bool(reached),
+        "target": {"metric": stop.target_metric, "value": stop.target_value} if stop.target_metric else {},
+        "env_steps": counters.env_steps,
+        "updates": counters.updates,
+        "wall_s": round(wall, 2),
+        "final_eval": final_eval,
+        "env_errors": counters.env_errors,
+        "actor_restarts": counters.actor_restarts,
+        "config": to_dict(config),
+    }
+    write_summary(run.summary_path, summary)
+    return summary
+
+
+def _evaluate(evaluator: Evaluator, runner, config: Config, row: dict) -> dict:
+    version, weights = runner.latest_weights()
+    result = evaluator.evaluate(weights, config.eval.episodes)
+    result["weight_version"] = version
+    row["eval_return_mean"] = result["return_mean"]
+    row["eval_return_std"] = result["return_std"]
+    row["eval_success_rate"] = result.get("success_rate")
+    return result
+
+
+def _reached(stop, result: dict) -> bool:
+    return bool(stop.target_metric) and result.get(stop.target_metric, -np.inf) >= stop.target_value
+
+
+def _budget_spent(stop, c: _Counters, wall: float) -> bool:
+    return (
+        (stop.env_steps and c.env_steps >= stop.env_steps)
+        or (stop.updates and c.updates >= stop.updates)
+        or (stop.time_s and wall >= stop.time_s)
+    )
+
+
+def _checkpoint(run: RunDirectory, runner, c: _Counters, wall: float) -> Path:
+    counters = {**dataclasses.asdict(c), "wall_s": wall}
+    return save_checkpoint(run.checkpoints_dir, runner.learner_state(), counters)

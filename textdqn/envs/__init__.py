@@ -1,0 +1,90 @@
+"""Environments: making single and vector envs from an EnvConfig, with clear errors.
+
+textdqn's own environments register under the `textdqn/` namespace when this package is
+imported; any gymnasium env with a Discrete action space works too (CartPole-v1 is the
+smoke test).
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+from textdqn.config import EnvConfig
+from textdqn.errors import ConfigError
+
+
+def make_env(config: EnvConfig) -> gym.Env:
+    """One env; ConfigError for an unknown id, bad kwargs or a non-Discrete action space."""
+    kwargs = dict(config.kwargs)
+    if config.max_episode_steps:
+        kwargs["max_episode_steps"] = config.max_episode_steps
+    try:
+        env = gym.make(config.id, **kwargs)
+    except gym.error.Error as e:
+        known = sorted(k for k in gym.registry if k.startswith("textdqn/"))
+        raise ConfigError(
+            f"env.id = {config.id!r} cannot be made ({e}). Use a registered gymnasium id "
+            f"such as 'CartPole-v1'{' or one of ' + ', '.join(known) if known else ''}."
+        ) from None
+    except TypeError as e:
+        raise ConfigError(f"env.kwargs = {config.kwargs!r} are not accepted by {config.id!r}: {e}") from None
+    if not isinstance(env.action_space, gym.spaces.Discrete):
+        env.close()
+        raise ConfigError(
+            f"env.id = {config.id!r} has action space {env.action_space}; textdqn needs a Discrete one"
+        )
+    return env
+
+
+def make_vector_env(config: EnvConfig, num_envs: int) -> SyncVectorEnv:
+    """`num_envs` envs stepped together; a finished episode resets in the same step, and its
+    final observation and info come back in info["final_obs"] / info["final_info"]."""
+    make_env(config).close()  # fail here, with our message, rather than inside the vector env
+    return SyncVectorEnv(
+        [lambda: make_env(config) for _ in range(num_envs)], autoreset_mode=AutoresetMode.SAME_STEP
+    )
+
+
+def action_masks(info: dict, num_envs: int) -> np.ndarray | None:
+    """info["action_mask"] of a vector env as bool [N, A], or None if the env reports none."""
+    mask = info.get("action_mask")
+    if mask is None:
+        return None
+    return np.asarray(mask, dtype=bool).reshape(num_envs, -1)
+
+
+def true_next_obs(next_obs: np.ndarray, info: dict) -> np.ndarray:
+    """The observations that follow this step's actions: the final ones for finished episodes."""
+    done = info.get("_final_obs")
+    if done is None or not done.any():
+        return next_obs
+    out = next_obs.copy()
+    out[done] = np.stack(info["final_obs"][done])
+    return out
+
+
+def true_next_masks(mask: np.ndarray | None, info: dict) -> np.ndarray | None:
+    """Like true_next_obs, for the action masks (the final step's mask for finished episodes)."""
+    if mask is None:
+        return None
+    done = info.get("_final_info")
+    final = info.get("final_info", {})
+    if done is None or not done.any() or "action_mask" not in final:
+        return mask
+    out = mask.copy()
+    out[done] = np.asarray(final["action_mask"], dtype=bool).reshape(len(mask), -1)[done]
+    return out
+
+
+def episode_infos(info: dict) -> list[dict]:
+    """The final info dict of each episode that ended this step (for success, turns, ...)."""
+    done = info.get("_final_info")
+    if done is None or not done.any():
+        return []
+    final = info["final_info"]
+    return [
+        {k: v[i] for k, v in final.items() if not k.startswith("_") and final.get(f"_{k}", done)[i]}
+        for i in np.flatnonzero(done)
+    ]

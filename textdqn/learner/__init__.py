@@ -1,0 +1,1 @@
+"""The learner: losses (pure functions), Learner, the training loop and checkpoints."""

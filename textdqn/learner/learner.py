@@ -1,0 +1,149 @@
+"""Learner: double DQN updates with importance weights, a target network and Adam.
+
+Plain Python and torch. Call order: `update(sample) -> UpdateResult` (new priorities for
+the replay and metrics, or None for a skipped NaN/inf update), `weights()` when publishing,
+`state_dict()` / `load_state_dict()` for checkpoints.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from textdqn.config import Config
+from textdqn.errors import TextDQNError
+from textdqn.learner.losses import double_dqn_targets, hard_update_, soft_update_, td_loss
+from textdqn.networks import make_q_network, state_to_numpy
+from textdqn.types import WeightedSample
+
+
+class TrainingDivergedError(TextDQNError):
+    """Too many updates had a NaN/inf loss."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """ "auto" → cuda when available, else cpu; "cuda" without a GPU is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TextDQNError("learner.device = 'cuda' but torch sees no GPU; use 'auto' or 'cpu'")
+    return torch.device(name)
+
+
+@dataclasses.dataclass(frozen=True)
+class UpdateResult:
+    """New priorities |δ| (float32 [B]) for the sampled items, and scalar metrics."""
+
+    priorities: np.ndarray
+    loss: float
+    q_mean: float
+    sample_age_mean: float
+    """learner version − the version that chose each sampled transition (replay age)"""
+    sample_age_max: int
+
+
+class Learner:
+    """Owns the online and target networks and the optimizer."""
+
+    def __init__(
+        self, config: Config, observation_space: gym.Space, action_space: gym.Space, device: str | None = None
+    ) -> None:
+        self.config = config.learner
+        torch.set_num_threads(self.config.torch_threads)
+        self.device = resolve_device(device or self.config.device)
+        net = config.network
+        self.online = make_q_network(observation_space, action_space, net.hidden, net.dueling).to(self.device)
+        self.target = copy.deepcopy(self.online).requires_grad_(False)
+        self.optimizer = torch.optim.Adam(
+            self.online.parameters(), lr=self.config.lr, eps=self.config.adam_eps
+        )
+        self.updates = 0
+        self.version = 0  # published weight versions so far; 0 = the initial weights
+        self.bad_updates = 0
+
+    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+        t = torch.from_numpy(np.ascontiguousarray(array))
+        if self.device.type == "cuda":
+            return t.pin_memory().to(self.device, non_blocking=True)
+        return t
+
+    def update(self, sample: WeightedSample) -> UpdateResult | None:
+        """One gradient step on `sample`; None if its loss was NaN/inf (skipped, counted)."""
+        b = sample.batch
+        obs, next_obs = self._tensor(b.obs), self._tensor(b.next_obs)
+        action, reward = self._tensor(b.action), self._tensor(b.reward)
+        discount, weights = self._tensor(b.discount), self._tensor(sample.weights)
+        mask = None if b.next_action_mask is None else self._tensor(b.next_action_mask)
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
+        with autocast:
+            q = self.online(obs)
+            with torch.no_grad():
+                q_next_target = self.target(next_obs)
+                q_next_online = self.online(next_obs) if self.config.double_q else q_next_target
+                target = double_dqn_targets(
+                    reward, discount, q_next_online.float(), q_next_target.float(), mask
+                )
+            loss, td = td_loss(q.float(), action, target, weights, self.config.loss)
+        if not torch.isfinite(loss):
+            self.bad_updates += 1
+            if self.bad_updates > self.config.max_bad_updates:
+                raise TrainingDivergedError(
+                    f"{self.bad_updates} updates had a NaN/inf loss (learner.max_bad_updates = "
+                    f"{self.config.max_bad_updates}); lower learner.lr or check the rewards' scale"
+                )
+            return None
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.online.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        self.updates += 1
+        self._update_target()
+        age = self.version - b.policy_version if b.policy_version is not None else np.zeros(1)
+        return UpdateResult(
+            priorities=td.abs().float().cpu().numpy(),
+            loss=float(loss.detach()),
+            q_mean=float(q.detach().float().mean()),
+            sample_age_mean=float(age.mean()),
+            sample_age_max=int(age.max()),
+        )
+
+    def _update_target(self) -> None:
+        if self.config.target_update == "soft":
+            soft_update_(self.target, self.online, self.config.tau)
+        elif self.updates % self.config.target_update_every == 0:
+            hard_update_(self.target, self.online)
+
+    def should_publish(self) -> bool:
+        return self.updates % self.config.publish_every == 0
+
+    def publish(self) -> tuple[int, dict[str, np.ndarray]]:
+        """Advance the weight version and return (version, CPU numpy weights)."""
+        self.version += 1
+        return self.version, self.weights()
+
+    def weights(self) -> dict[str, np.ndarray]:
+        return state_to_numpy(self.online)
+
+    def state_dict(self) -> dict:
+        """Everything a checkpoint needs to resume this learner."""
+        return {
+            "online": self.online.state_dict(),
+            "target": self.target.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "updates": self.updates,
+            "version": self.version,
+            "bad_updates": self.bad_updates,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.online.load_state_dict(state["online"])
+        self.target.load_state_dict(state["target"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.updates = int(state["updates"])
+        self.version = int(state["version"])
+        self.bad_updates = int(state["bad_updates"])

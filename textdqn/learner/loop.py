@@ -1,0 +1,104 @@
+"""The learner's work loop, shared by serial mode and the Ray learner actor.
+
+One step: take a sample, update, send new priorities back, anneal β, and publish
+weights every `publish_every` updates. Compute and waiting are timed separately, so
+learner utilization (compute / wall) is measured, not guessed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from textdqn.config import Config
+from textdqn.learner.learner import Learner
+from textdqn.replay_server.importance import annealed_beta
+from textdqn.types import WeightedSample
+
+
+@dataclasses.dataclass
+class LearnerStats:
+    """What the learner reports for one unit of work."""
+
+    updates: int = 0
+    total_updates: int = 0
+    version: int = 0
+    compute_s: float = 0.0
+    wait_s: float = 0.0
+    wall_s: float = 0.0
+    loss_sum: float = 0.0
+    q_sum: float = 0.0
+    age_sum: float = 0.0
+    age_max: int = 0
+    bad_updates: int = 0
+
+    def merge(self, other: LearnerStats) -> None:
+        for f in ("updates", "compute_s", "wait_s", "wall_s", "loss_sum", "q_sum", "age_sum"):
+            setattr(self, f, getattr(self, f) + getattr(other, f))
+        self.age_max = max(self.age_max, other.age_max)
+        self.total_updates, self.version = other.total_updates, other.version
+        self.bad_updates = other.bad_updates
+
+
+class LearnerLoop:
+    """Drives a Learner from a sample source.
+
+    Args:
+        learner: the Learner.
+        config: the run's config (replay.beta schedule, learner.publish_every).
+        next_sample: returns the next WeightedSample, or None if none arrived in time.
+        update_priorities: sends new priorities for a sample back to its shard.
+        publish: receives (version, numpy weights) every learner.publish_every updates.
+        set_beta: receives the annealed β before each sample is drawn.
+    """
+
+    def __init__(
+        self,
+        learner: Learner,
+        config: Config,
+        next_sample: Callable[[], WeightedSample | None],
+        update_priorities: Callable[[WeightedSample, np.ndarray], None],
+        publish: Callable[[int, dict[str, np.ndarray]], None],
+        set_beta: Callable[[float], None],
+    ) -> None:
+        self.learner = learner
+        self.replay = config.replay
+        self._next_sample = next_sample
+        self._update_priorities = update_priorities
+        self._publish = publish
+        self._set_beta = set_beta
+
+    def run(self, seconds: float = float("inf"), max_updates: int | None = None) -> LearnerStats:
+        """Update for about `seconds`, or until `max_updates` updates, whichever is first."""
+        stats = LearnerStats()
+        start = time.perf_counter()
+        deadline = start + seconds
+        while time.perf_counter() < deadline and (max_updates is None or stats.updates < max_updates):
+            r = self.replay
+            self._set_beta(annealed_beta(r.beta, r.beta_final, self.learner.updates, r.beta_anneal_updates))
+            t0 = time.perf_counter()
+            sample = self._next_sample()
+            t1 = time.perf_counter()
+            stats.wait_s += t1 - t0
+            if sample is None:
+                continue
+            result = self.learner.update(sample)
+            stats.compute_s += time.perf_counter() - t1
+            if result is None:
+                continue
+            self._update_priorities(sample, result.priorities)
+            stats.updates += 1
+            stats.loss_sum += result.loss
+            stats.q_sum += result.q_mean
+            stats.age_sum += result.sample_age_mean
+            stats.age_max = max(stats.age_max, result.sample_age_max)
+            if self.learner.should_publish():
+                self._publish(*self.learner.publish())
+        stats.wall_s = time.perf_counter() - start
+        stats.total_updates = self.learner.updates
+        stats.version = self.learner.version
+        stats.bad_updates = self.learner.bad_updates
+        return stats
