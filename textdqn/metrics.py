@@ -15,7 +15,6 @@ import csv
 import json
 import math
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -27,12 +26,14 @@ from textdqn.errors import ConfigError
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.table import Table
 
 __all__ = [
     "METRIC_COLUMNS",
     "ConsoleView",
     "MetricsLogger",
     "RunDirectory",
+    "plain_line",
     "plot_learning_curve",
     "read_summary",
     "write_summary",
@@ -51,22 +52,40 @@ Row = Mapping[str, float | int | None]
 
 
 class RunDirectory:
-    """The files of one run: config.yaml, metrics.csv, tensorboard/, checkpoints/,
-    summary.json and learning_curve.png, all under `path`."""
+    """The files of one run, all under `path`: config.yaml (the resolved config), metrics.csv
+    (one row per log interval), tensorboard/ (event files), checkpoints/, summary.json (the
+    final summary) and learning_curve.png; each has a property below."""
 
     def __init__(self, path: str | Path) -> None:
         self._path = Path(path)
 
-    path = property(lambda self: self._path, doc="the run directory")
-    config_path = property(lambda self: self._path / "config.yaml", doc="the resolved config")
-    metrics_csv = property(lambda self: self._path / "metrics.csv", doc="one row per log interval")
-    tensorboard_dir = property(lambda self: self._path / "tensorboard", doc="TensorBoard events")
-    checkpoints_dir = property(lambda self: self._path / "checkpoints", doc="learner checkpoints")
-    summary_path = property(lambda self: self._path / "summary.json", doc="the final summary")
-    plot_path = property(lambda self: self._path / "learning_curve.png", doc="the learning curve")
+    @property
+    def path(self) -> Path:
+        return self._path
 
-    def __repr__(self) -> str:
-        return f"RunDirectory({str(self._path)!r})"
+    @property
+    def config_path(self) -> Path:
+        return self._path / "config.yaml"
+
+    @property
+    def metrics_csv(self) -> Path:
+        return self._path / "metrics.csv"
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        return self._path / "tensorboard"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self._path / "checkpoints"
+
+    @property
+    def summary_path(self) -> Path:
+        return self._path / "summary.json"
+
+    @property
+    def plot_path(self) -> Path:
+        return self._path / "learning_curve.png"
 
     @classmethod
     def create(cls, config: Config, run_dir: str = "", root: str = "runs") -> RunDirectory:
@@ -200,22 +219,20 @@ def _end_partial_line(path: Path) -> None:
 
 
 def _read_columns(metrics_csv: Path) -> dict[str, list[float | None]]:
-    """Column -> values (None for empty or unparsable cells) of a metrics CSV."""
+    """Column -> values of a metrics CSV, None for empty or unparsable cells."""
     with Path(metrics_csv).open(newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    columns: dict[str, list[float | None]] = {}
-    for name in rows[0].keys() if rows else ():
-        if name is None:
-            continue
-        values: list[float | None] = []
-        for r in rows:
-            try:
-                v = float(r.get(name) or "nan")
-            except ValueError:
-                v = math.nan
-            values.append(None if math.isnan(v) else v)
-        columns[name] = values
-    return columns
+        reader = csv.reader(f)
+        header = next(reader, [])
+        rows = list(reader)
+    return {name: [_float(r[i]) if i < len(r) else None for r in rows] for i, name in enumerate(header)}
+
+
+def _float(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return None if math.isnan(value) else value
 
 
 def _pairs(xs: list[float | None], ys: list[float | None]) -> tuple[list[float], list[float]]:
@@ -342,7 +359,7 @@ class ConsoleView:
     def _print(self, text: str) -> None:
         self.console.print(text, markup=False, highlight=False, soft_wrap=True)
 
-    def _table(self, row: Row):
+    def _table(self, row: Row) -> Table:
         from rich.table import Table
 
         wall = row.get("wall_s")
@@ -372,7 +389,3 @@ class ConsoleView:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-if __name__ == "__main__" and len(sys.argv) == 3:  # python -m textdqn.metrics CSV PNG
-    print(plot_learning_curve(Path(sys.argv[1]), Path(sys.argv[2])))

@@ -64,4 +64,4 @@ def state_to_numpy(module: nn.Module) -> dict[str, np.ndarray]:
 
 def load_numpy_state_(module: nn.Module, state: dict[str, np.ndarray]) -> None:
     """Load weights produced by `state_to_numpy` into `module` in place."""
-    module.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state.items()})
+    module.load_state_dict({k: torch.tensor(v) for k, v in state.items()})

@@ -19,6 +19,7 @@ class Evaluator:
     """
 
     def __init__(self, config: Config, seed: int = 10_000) -> None:
+        torch.set_num_threads(1)  # as in RolloutWorker: leave the cores to the learner
         self.num_envs = config.eval.num_envs
         self.envs = make_vector_env(config.env, self.num_envs)
         self.net = make_q_network(

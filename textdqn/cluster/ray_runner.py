@@ -9,6 +9,7 @@ and training goes on meanwhile.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 _ACTOR_LOST = (RayActorError, ActorDiedError, ActorUnavailableError)
 
 
-def _logical_cpus(config: Config) -> float:
+def _logical_cpus(config: Config) -> int:
     """Enough logical CPUs for every actor's fractional request, and at least the cores."""
     need = (
         config.learner.num_cpus
@@ -35,7 +36,7 @@ def _logical_cpus(config: Config) -> float:
         + config.replay.num_shards * config.replay.shard_num_cpus
         + 1
     )
-    return max(float(os.cpu_count() or 1), need)
+    return max(os.cpu_count() or 1, math.ceil(need))
 
 
 def _learner_gpus(config: Config) -> float:

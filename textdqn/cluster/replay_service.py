@@ -23,8 +23,9 @@ from textdqn.replay_server.local import shard_arguments
 from textdqn.replay_server.shard import ReplayShard
 from textdqn.types import ShardInfo, TransitionBatch, WeightedSample
 
-# Threads per shard actor: a sample blocked by the rate limiter must not stop inserts.
-_SHARD_CONCURRENCY = 4
+# Threads per shard actor: requests blocked by the rate limiter (samples waiting for
+# inserts, or the reverse) must never take every thread, or the other side could not run.
+_SHARD_CONCURRENCY = 32
 
 
 def make_shards(config: ReplayConfig, seed: int = 0, name_prefix: str | None = None) -> list:
@@ -83,7 +84,9 @@ class ReplaySampler:
     """The learner's view of the sharded replay.
 
     Keeps `in_flight` sample requests outstanding; each asks one shard, picked in
-    proportion to its last known priority mass, for a whole batch. Weights use the
+    proportion to its last known priority mass, for a whole batch. No shard holds more than
+    ceil(in_flight / S) + 1 of them, so a shard whose rate limiter is holding samples back
+    cannot starve the others of requests. Weights use the
     global size and mass (see replay_server/importance.py), refreshed from every reply.
     Priority updates are sent without waiting; at most `max_pending_updates` stay unacknowledged.
     """
@@ -107,6 +110,7 @@ class ReplaySampler:
         self._mass = np.ones(len(shards))
         self._size = np.zeros(len(shards), dtype=np.int64)
         self._requests: dict = {}  # ObjectRef -> shard index
+        self._per_shard_limit = -(-self.in_flight // len(shards)) + 1
         self._updates: deque = deque()
         self._max_pending_updates = max_pending_updates
         self.wait_s = 0.0
@@ -120,8 +124,11 @@ class ReplaySampler:
         return infos
 
     def _request(self) -> None:
-        mass = self._mass
-        p = mass / mass.sum() if mass.sum() > 0 else np.full(len(mass), 1 / len(mass))
+        outstanding = np.bincount(list(self._requests.values()), minlength=len(self._shards))
+        mass = np.where(outstanding < self._per_shard_limit, np.maximum(self._mass, 0), 0.0)
+        if mass.sum() <= 0:  # nothing known yet: any shard with room
+            mass = (outstanding < self._per_shard_limit).astype(np.float64)
+        p = mass / mass.sum()
         shard = int(self._rng.choice(len(self._shards), p=p))
         self._requests[self._shards[shard].sample.remote(self.batch_size)] = shard
 

@@ -160,8 +160,11 @@ def _supervise(config: Config, run: RunDirectory, runner, counters: _Counters, l
         reached = _reached(stop, final_eval)
     logger.close()
     evaluator.close()
-    target = stop.target_value if stop.target_metric else None
-    plot_learning_curve(run.metrics_csv, run.plot_path, target=target)
+    metric = f"eval_{stop.target_metric}" if stop.target_metric else "eval_return_mean"
+    if metric not in METRIC_COLUMNS:
+        metric = "eval_return_mean"
+    target = stop.target_value if f"eval_{stop.target_metric}" == metric else None
+    plot_learning_curve(logger.csv_path, run.plot_path, target=target, metric=metric)
     summary = {
         "reached_target": bool(reached),
         "target": {"metric": stop.target_metric, "value": stop.target_value} if stop.target_metric else {},

@@ -1,0 +1,90 @@
+"""End to end on local Ray and in serial mode: transitions flow, weights version, lag bounded,
+a killed actor restarts, both modes run the same config."""
+
+import dataclasses
+import time
+
+import pytest
+
+from textdqn.cluster.ray_runner import RayRunner
+from textdqn.cluster.serial import SerialRunner
+from textdqn.cluster.supervisor import train
+from textdqn.config import load_config
+
+pytestmark = pytest.mark.integration
+
+
+def _small_config(**stop):
+    cfg = load_config(
+        "configs/cartpole.yaml",
+        [
+            "actors.num_actors=2",
+            "actors.steps_per_call=256",
+            "replay.num_shards=2",
+            "replay.capacity=20000",
+            "replay.rate_limiter.min_size_to_sample=200",
+            "run.log_every_s=0.5",
+            "eval.every_env_steps=0",
+            "eval.episodes=4",
+            "eval.num_envs=4",
+        ],
+    )
+    return dataclasses.replace(cfg, stop=dataclasses.replace(cfg.stop, **stop))
+
+
+def test_local_mode_flows_and_survives_a_killed_actor(ray_local):
+    ray = ray_local
+    runner = RayRunner(_small_config())
+    try:
+        steps, versions, restarts, lag_means = 0, set(), 0, []
+        killed = False
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            p = runner.step(1.0)
+            steps += sum(r.env_steps for r in p.rollouts)
+            versions.update(r.weight_version for r in p.rollouts)
+            restarts += p.actor_restarts
+            lag_n = sum(r.lag_count for r in p.rollouts)
+            if lag_n:
+                lag_means.append(sum(r.lag_sum for r in p.rollouts) / lag_n)
+            if not killed and p.learner.total_updates > 50:
+                ray.kill(runner.actors[0], no_restart=False)
+                killed, updates_at_kill = True, p.learner.total_updates
+            if killed and restarts and p.learner.total_updates > updates_at_kill + 50 and len(versions) > 3:
+                break
+        assert steps > 0 and sum(i.inserts for i in p.replay) > 0  # transitions flow
+        assert killed and restarts >= 1  # the dead actor's call was counted...
+        assert p.learner.total_updates > updates_at_kill + 50  # ...and training went on
+        assert max(versions) > 1  # actors picked up published weights
+        assert max(lag_means) <= 10  # publish periods
+        version, weights = runner.latest_weights()
+        assert version >= max(versions) and weights
+    finally:
+        runner.close()
+
+
+def test_serial_and_local_modes_run_the_same_config(tmp_path, ray_local):
+    for mode in ("serial", "ray"):
+        summary = train(
+            _small_config(updates=60, time_s=60.0), mode=mode, run_dir=str(tmp_path / mode), live=False
+        )
+        assert summary["updates"] >= 60 and summary["env_steps"] > 0
+        assert summary["final_eval"]["episodes"] == 4
+        for name in ("config.yaml", "metrics.csv", "summary.json", "learning_curve.png"):
+            assert (tmp_path / mode / name).is_file(), name
+        assert list((tmp_path / mode / "checkpoints").glob("learner-*.pt"))
+
+
+def test_serial_runner_trains_in_ratio():
+    cfg = _small_config()
+    runner = SerialRunner(cfg)
+    try:
+        p = runner.step(0.5)
+        inserted = sum(i.inserts for i in p.replay)
+        sampled = sum(i.samples for i in p.replay)
+        spi = cfg.replay.rate_limiter.samples_per_insert
+        # The learner stops once it is error_buffer ahead of the target ratio.
+        limit = spi * inserted + cfg.replay.rate_limiter.error_buffer * cfg.replay.num_shards
+        assert 0 < sampled <= limit + cfg.learner.batch_size
+    finally:
+        runner.close()
