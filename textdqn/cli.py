@@ -118,6 +118,33 @@ def bench_replay(
         console.print(f"wrote {json_path}")
 
 
+@bench_app.command("train")
+def bench_train(
+    config: Annotated[str, typer.Option(help="The textdqn config to train.")] = "configs/cartpole.yaml",
+    rllib_budget: Annotated[float, typer.Option(help="Seconds of training RLlib gets.")] = 600.0,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Also write the results here.")] = None,
+) -> None:
+    """Time to CartPole's target (greedy return >= 475 over 20 episodes): textdqn vs RLlib's tuned DQN."""
+    from textdqn.bench.replay_bench import write_json
+    from textdqn.bench.train_bench import run_train_bench
+
+    result = run_train_bench(config, rllib_budget, log=lambda m: console.print(m, style="dim"))
+    table = Table(title="time to target: greedy eval return >= 475 (20 episodes), CartPole-v1")
+    for col in ("impl", "reached", "total s", "set-up s", "env steps", "final eval"):
+        table.add_column(col, justify="left" if col == "impl" else "right")
+    for r in result["rows"]:
+        reached = "yes" if r["reached_target"] else f"no (budget {r['budget_s']:.0f}s)"
+        final = "-" if r["final_eval_return"] is None else f"{r['final_eval_return']:.1f}"
+        table.add_row(
+            r["impl"], reached, f"{r['total_s']:.1f}", f"{r['setup_s']:.1f}", f"{r['env_steps']:,}", final
+        )
+    table.caption = result["verdict"]
+    console.print(table)
+    if json_path:
+        write_json(result, json_path)
+        console.print(f"wrote {json_path}")
+
+
 @bench_app.command("learner")
 def bench_learner(
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",

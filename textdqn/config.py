@@ -96,6 +96,8 @@ class ReplayConfig:
     """max unacknowledged insert requests per writer"""
     sample_in_flight: int = 4
     """sample requests the learner keeps in flight"""
+    priority_update_coalesce: int = 4
+    """sampled batches whose priority updates go to a shard in one message"""
     shard_num_cpus: float = 0.25
     """logical Ray CPUs reserved per shard actor"""
     rate_limiter: RateLimiterConfig = dataclasses.field(default_factory=RateLimiterConfig)
@@ -111,6 +113,7 @@ class ReplayConfig:
         "priority_eps": above(0),
         "insert_in_flight": at_least(1),
         "sample_in_flight": at_least(1),
+        "priority_update_coalesce": at_least(1),
         "shard_num_cpus": above(0),
     }
 

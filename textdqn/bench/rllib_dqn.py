@@ -135,7 +135,7 @@ def _eval_return(result: dict) -> float | None:
 
 
 def _train_until(
-    algo: Any, target: float, time_budget_s: float, log: Callable[[str], None]
+    algo: Any, target: float, time_budget_s: float, eval_every_iters: int, log: Callable[[str], None]
 ) -> tuple[bool, float, int, list[tuple[float, int, float]]]:
     """Call `algo.train()` until an evaluation reaches `target` or the budget is spent."""
     evals: list[tuple[float, int, float]] = []
@@ -150,7 +150,9 @@ def _train_until(
         train_return = result.get("env_runners", {}).get("episode_return_mean")
         if train_return is not None:
             line += f"  train return {float(train_return):6.1f}"
-        eval_return = _eval_return(result)
+        # A result carries the last evaluation forward on iterations that did not evaluate.
+        evaluated = iteration % eval_every_iters == 0
+        eval_return = _eval_return(result) if evaluated else None
         if eval_return is not None:
             evals.append((wall, env_steps, eval_return))
             reached = eval_return >= target
@@ -190,7 +192,7 @@ def run_rllib_dqn(
         algo = config.build_algo()
         setup_s = time.perf_counter() - t0
         log(f"[{PEER_NAME}] built in {setup_s:.1f} s ({TUNED_EXAMPLE}); target {target} greedy")
-        reached, wall, env_steps, evals = _train_until(algo, target, time_budget_s, log)
+        reached, wall, env_steps, evals = _train_until(algo, target, time_budget_s, eval_every_iters, log)
     finally:
         if algo is not None:
             algo.stop()

@@ -79,6 +79,7 @@ class LearnerActor:
             in_flight=config.replay.sample_in_flight,
             beta=config.replay.beta,
             seed=config.run.seed,
+            coalesce=config.replay.priority_update_coalesce,
         )
         self._lock = threading.Lock()  # one update or one state read at a time
         self.rate_limit_timeouts = 0

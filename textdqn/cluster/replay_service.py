@@ -88,7 +88,8 @@ class ReplaySampler:
     ceil(in_flight / S) + 1 of them, so a shard whose rate limiter is holding samples back
     cannot starve the others of requests. Weights use the
     global size and mass (see replay_server/importance.py), refreshed from every reply.
-    Priority updates are sent without waiting; at most `max_pending_updates` stay unacknowledged.
+    Priority updates are sent without waiting, `coalesce` batches' worth per message; at most
+    `max_pending_updates` messages stay unacknowledged.
     """
 
     def __init__(
@@ -99,6 +100,7 @@ class ReplaySampler:
         beta: float = 0.4,
         seed: int = 0,
         max_pending_updates: int = 16,
+        coalesce: int = 1,
     ) -> None:
         if not shards:
             raise ReplayError("ReplaySampler needs at least one shard")
@@ -113,6 +115,8 @@ class ReplaySampler:
         self._per_shard_limit = -(-self.in_flight // len(shards)) + 1
         self._updates: deque = deque()
         self._max_pending_updates = max_pending_updates
+        self._coalesce = max(1, coalesce)
+        self._unsent: list[tuple[list, list]] = [([], []) for _ in shards]
         self.wait_s = 0.0
         self.sampled = 0
 
@@ -154,14 +158,29 @@ class ReplaySampler:
         )
 
     def update_priorities(self, sample: WeightedSample, priorities: np.ndarray) -> None:
-        """Send new priorities |δ| for `sample`'s items to its shard, without waiting."""
+        """Queue new priorities |δ| for `sample`'s items; each shard gets them in one request
+        per `coalesce` batches (fewer, larger messages), sent without waiting."""
+        keys, prios = self._unsent[sample.shard]
+        keys.append(sample.keys)
+        prios.append(np.asarray(priorities, dtype=np.float32))
+        if len(keys) >= self._coalesce:
+            self._send_updates(sample.shard)
+
+    def _send_updates(self, shard: int) -> None:
+        keys, prios = self._unsent[shard]
+        if not keys:
+            return
         while len(self._updates) >= self._max_pending_updates:
             ray.get(self._updates.popleft())
-        shard = self._shards[sample.shard]
-        self._updates.append(shard.update_priorities.remote(sample.keys, np.asarray(priorities)))
+        self._updates.append(
+            self._shards[shard].update_priorities.remote(np.concatenate(keys), np.concatenate(prios))
+        )
+        self._unsent[shard] = ([], [])
 
     def flush(self) -> None:
-        """Wait for every priority update sent so far."""
+        """Send every queued priority update and wait until all are applied."""
+        for shard in range(len(self._shards)):
+            self._send_updates(shard)
         while self._updates:
             ray.get(self._updates.popleft())
 

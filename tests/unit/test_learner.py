@@ -1,0 +1,145 @@
+"""Learner, its loop, prefetching and checkpoints (CPU, tiny networks)."""
+
+import dataclasses
+import threading
+import time
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from textdqn.config import Config, LearnerConfig, NetworkConfig
+from textdqn.errors import CheckpointError
+from textdqn.learner.checkpoint import load_checkpoint, save_checkpoint
+from textdqn.learner.learner import Learner, TrainingDivergedError
+from textdqn.learner.loop import LearnerLoop
+from textdqn.learner.prefetch import Prefetcher
+from textdqn.types import TransitionBatch, WeightedSample
+
+SPACES = (gym.spaces.Box(-1, 1, (3,), np.float32), gym.spaces.Discrete(2))
+
+
+def _config(**learner) -> Config:
+    return Config(network=NetworkConfig(hidden=(16,)), learner=LearnerConfig(device="cpu", **learner))
+
+
+def _sample(reward: float = 1.0, n: int = 8) -> WeightedSample:
+    rng = np.random.default_rng(0)
+    obs = rng.standard_normal((n, 3), dtype=np.float32)
+    batch = TransitionBatch(
+        obs=obs,
+        action=np.zeros(n, np.int64),
+        reward=np.full(n, reward, np.float32),
+        discount=np.zeros(n, np.float32),  # terminal: the target is the reward itself
+        next_obs=obs,
+        policy_version=np.zeros(n, np.int32),
+    )
+    return WeightedSample(batch=batch, weights=np.ones(n, np.float32), keys=np.arange(n), shard=0)
+
+
+def test_updates_move_q_towards_the_target_and_return_td_priorities():
+    learner = Learner(_config(lr=1e-2), *SPACES)
+    sample = _sample(reward=3.0)
+    with torch.no_grad():
+        before = learner.online(torch.as_tensor(sample.batch.obs))[:, 0]
+    first = learner.update(sample)
+    np.testing.assert_allclose(first.priorities, np.abs(3.0 - before.numpy()), rtol=1e-5)
+    for _ in range(300):
+        result = learner.update(sample)
+    assert result.priorities.max() < 0.1 < first.priorities.min()
+    assert learner.updates == 301
+
+
+def test_hard_target_copies_every_t_updates_and_soft_blends():
+    learner = Learner(_config(target_update="hard", target_update_every=3, lr=1e-2), *SPACES)
+    target0 = [p.clone() for p in learner.target.parameters()]
+    learner.update(_sample())
+    learner.update(_sample())
+    assert all(torch.equal(a, b) for a, b in zip(target0, learner.target.parameters(), strict=True))
+    learner.update(_sample())
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(learner.online.parameters(), learner.target.parameters(), strict=True)
+    )
+    soft = Learner(_config(target_update="soft", tau=0.5, lr=1e-2), *SPACES)
+    old = [p.clone() for p in soft.target.parameters()]
+    soft.update(_sample())
+    for t, o, before in zip(soft.target.parameters(), soft.online.parameters(), old, strict=True):
+        torch.testing.assert_close(t, 0.5 * before + 0.5 * o)
+
+
+def test_nan_loss_is_skipped_counted_then_aborts():
+    learner = Learner(_config(max_bad_updates=2), *SPACES)
+    bad = _sample(reward=float("nan"))
+    assert learner.update(bad) is None and learner.update(bad) is None
+    assert learner.bad_updates == 2 and learner.updates == 0
+    with pytest.raises(TrainingDivergedError, match="max_bad_updates"):
+        learner.update(bad)
+
+
+def test_loop_publishes_every_period_and_sends_priorities():
+    learner = Learner(_config(publish_every=5), *SPACES)
+    published, updated, betas = [], [], []
+    loop = LearnerLoop(
+        learner,
+        _config(),
+        next_sample=_sample,
+        update_priorities=lambda s, p: updated.append(len(p)),
+        publish=lambda v, w: published.append(v),
+        set_beta=betas.append,
+    )
+    stats = loop.run(max_updates=12)
+    assert stats.updates == 12 and updated == [8] * 12
+    assert published == [1, 2] and stats.version == 2
+    assert betas[0] == pytest.approx(0.4) and betas[-1] > betas[0]  # β anneals towards 1
+    assert 0 < stats.compute_s <= stats.wall_s
+
+
+def test_prefetcher_keeps_order_reraises_and_times_out():
+    counter = iter(range(100))
+    fetched = Prefetcher(lambda: next(counter), depth=3)
+    assert [fetched.get(timeout=5) for _ in range(5)] == [0, 1, 2, 3, 4]
+    fetched.close()
+    gate = threading.Event()
+    slow = Prefetcher(lambda: gate.wait() or 1, depth=1)
+    assert slow.get(timeout=0.05) is None  # nothing yet
+    gate.set()
+    slow.close()
+
+    def boom():
+        raise RuntimeError("shard gone")
+
+    broken = Prefetcher(boom, depth=1)
+    time.sleep(0.05)
+    with pytest.raises(RuntimeError, match="shard gone"):
+        broken.get(timeout=5)
+    broken.close()
+
+
+def test_checkpoint_round_trip_keeps_the_two_newest(tmp_path):
+    learner = Learner(_config(), *SPACES)
+    for _ in range(3):
+        learner.update(_sample())
+        save_checkpoint(
+            tmp_path, learner.state_dict(), {"env_steps": 10 * learner.updates, "updates": learner.updates}
+        )
+    assert len(list(tmp_path.glob("learner-*.pt"))) == 2
+    state, counters = load_checkpoint(tmp_path)
+    assert counters["env_steps"] == 30
+    fresh = Learner(_config(), *SPACES)
+    fresh.load_state_dict(state)
+    assert fresh.updates == 3
+    obs = torch.as_tensor(_sample().batch.obs)
+    torch.testing.assert_close(fresh.online(obs), learner.online(obs))
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "empty")
+
+
+def test_sample_age_is_measured_from_versions():
+    learner = Learner(_config(), *SPACES)
+    learner.version = 7
+    s = _sample()
+    batch = dataclasses.replace(s.batch, policy_version=np.array([7, 5, 5, 5, 5, 5, 5, 3], np.int32))
+    result = learner.update(dataclasses.replace(s, batch=batch))
+    assert result.sample_age_max == 4 and result.sample_age_mean == pytest.approx((0 + 2 * 6 + 4) / 8)
