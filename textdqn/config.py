@@ -96,6 +96,8 @@ class ReplayConfig:
     """max unacknowledged insert requests per writer"""
     sample_in_flight: int = 4
     """sample requests the learner keeps in flight"""
+    sample_batches_per_request: int = 2
+    """learner batches fetched by one sample request (fewer, larger messages)"""
     priority_update_coalesce: int = 4
     """sampled batches whose priority updates go to a shard in one message"""
     shard_num_cpus: float = 0.25
@@ -114,6 +116,7 @@ class ReplayConfig:
         "insert_in_flight": at_least(1),
         "sample_in_flight": at_least(1),
         "priority_update_coalesce": at_least(1),
+        "sample_batches_per_request": at_least(1),
         "shard_num_cpus": above(0),
     }
 

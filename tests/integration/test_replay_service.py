@@ -47,16 +47,19 @@ def test_everything_inserted_is_sampleable_with_global_weights(ray_local):
     assert seen == expected
 
     # Weights equal a brute-force computation over the union of both shards.
-    sampler = ReplaySampler(shards, batch_size=32, in_flight=1, beta=0.7, seed=1)
+    # One request brings two batches here; each is weighted on its own.
+    sampler = ReplaySampler(shards, batch_size=32, in_flight=1, beta=0.7, seed=1, batches_per_request=2)
     sampler.refresh()
-    sample = sampler.sample()
+    samples = [sampler.sample(), sampler.sample()]
     sampler.close()
     union = np.array([1 + t % 5 for w in range(2) for t in range(60)], dtype=np.float64)
     p_all = (union + 1e-6) ** 0.6
-    t = sample.batch.obs[:, 0].astype(int) % 1000
-    p_i = (1 + t % 5 + 1e-6) ** 0.6 / p_all.sum()
-    w = (len(union) * p_i) ** -0.7
-    np.testing.assert_allclose(sample.weights, w / w.max(), rtol=1e-5)
+    for sample in samples:
+        assert len(sample.keys) == 32
+        t = sample.batch.obs[:, 0].astype(int) % 1000
+        p_i = (1 + t % 5 + 1e-6) ** 0.6 / p_all.sum()
+        w = (len(union) * p_i) ** -0.7
+        np.testing.assert_allclose(sample.weights, w / w.max(), rtol=1e-5)
 
 
 def test_priority_updates_reach_the_right_shard(ray_local):

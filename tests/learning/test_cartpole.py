@@ -11,7 +11,7 @@ from textdqn.config import load_config
 
 pytestmark = [pytest.mark.learning, pytest.mark.timeout(1500)]
 
-ENV_STEP_BUDGET = 400_000
+ENV_STEP_BUDGET = 500_000
 
 
 def test_cartpole_reaches_475_within_budget(tmp_path):

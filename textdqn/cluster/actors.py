@@ -80,6 +80,7 @@ class LearnerActor:
             beta=config.replay.beta,
             seed=config.run.seed,
             coalesce=config.replay.priority_update_coalesce,
+            batches_per_request=config.replay.sample_batches_per_request,
         )
         self._lock = threading.Lock()  # one update or one state read at a time
         self.rate_limit_timeouts = 0

@@ -84,7 +84,7 @@ class ReplaySampler:
     """The learner's view of the sharded replay.
 
     Keeps `in_flight` sample requests outstanding; each asks one shard, picked in
-    proportion to its last known priority mass, for a whole batch. No shard holds more than
+    proportion to its last known priority mass, for `batches_per_request` whole batches. No shard holds more than
     ceil(in_flight / S) + 1 of them, so a shard whose rate limiter is holding samples back
     cannot starve the others of requests. Weights use the
     global size and mass (see replay_server/importance.py), refreshed from every reply.
@@ -101,6 +101,7 @@ class ReplaySampler:
         seed: int = 0,
         max_pending_updates: int = 16,
         coalesce: int = 1,
+        batches_per_request: int = 1,
     ) -> None:
         if not shards:
             raise ReplayError("ReplaySampler needs at least one shard")
@@ -117,6 +118,8 @@ class ReplaySampler:
         self._max_pending_updates = max_pending_updates
         self._coalesce = max(1, coalesce)
         self._unsent: list[tuple[list, list]] = [([], []) for _ in shards]
+        self._per_request = max(1, batches_per_request)
+        self._ready: deque[WeightedSample] = deque()
         self.wait_s = 0.0
         self.sampled = 0
 
@@ -134,10 +137,17 @@ class ReplaySampler:
             mass = (outstanding < self._per_shard_limit).astype(np.float64)
         p = mass / mass.sum()
         shard = int(self._rng.choice(len(self._shards), p=p))
-        self._requests[self._shards[shard].sample.remote(self.batch_size)] = shard
+        request = self._shards[shard].sample.remote(self.batch_size * self._per_request)
+        self._requests[request] = shard
 
     def sample(self) -> WeightedSample:
         """The next batch with its importance weights (waits only if none has arrived)."""
+        if not self._ready:
+            self._receive()
+        return self._ready.popleft()
+
+    def _receive(self) -> None:
+        """Wait for one reply and cut it into `batches_per_request` weighted batches."""
         while len(self._requests) < self.in_flight:
             self._request()
         start = time.perf_counter()
@@ -149,13 +159,18 @@ class ReplaySampler:
         self._size[shard] = result.shard_size
         self._request()
         probs = global_probabilities(result.probabilities, result.shard_total, float(self._mass.sum()))
+        size = int(self._size.sum())
         self.sampled += len(result.keys)
-        return WeightedSample(
-            batch=result.batch,
-            weights=importance_weights(probs, int(self._size.sum()), self.beta),
-            keys=result.keys,
-            shard=shard,
-        )
+        for start in range(0, len(result.keys), self.batch_size):
+            part = slice(start, start + self.batch_size)
+            self._ready.append(
+                WeightedSample(
+                    batch=result.batch.take(part),
+                    weights=importance_weights(probs[part], size, self.beta),
+                    keys=result.keys[part],
+                    shard=shard,
+                )
+            )
 
     def update_priorities(self, sample: WeightedSample, priorities: np.ndarray) -> None:
         """Queue new priorities |δ| for `sample`'s items; each shard gets them in one request

@@ -80,13 +80,16 @@ class Learner:
         mask = None if b.next_action_mask is None else self._tensor(b.next_action_mask)
         autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
         with autocast:
-            q = self.online(obs)
+            if self.config.double_q:  # one online pass over s and s' together
+                q_both = self.online(torch.cat([obs, next_obs]))
+                q, q_next_online = q_both[: len(obs)], q_both[len(obs) :].detach()
+            else:
+                q = self.online(obs)
             with torch.no_grad():
                 q_next_target = self.target(next_obs)
-                q_next_online = self.online(next_obs) if self.config.double_q else q_next_target
-                target = double_dqn_targets(
-                    reward, discount, q_next_online.float(), q_next_target.float(), mask
-                )
+            if not self.config.double_q:
+                q_next_online = q_next_target
+            target = double_dqn_targets(reward, discount, q_next_online.float(), q_next_target.float(), mask)
             loss, td = td_loss(q.float(), action, target, weights, self.config.loss)
         if not torch.isfinite(loss):
             self.bad_updates += 1
