@@ -84,9 +84,9 @@ class ReplaySampler:
     """The learner's view of the sharded replay.
 
     Keeps `in_flight` sample requests outstanding; each asks one shard, picked in
-    proportion to its last known priority mass, for `batches_per_request` whole batches. No shard holds more than
-    ceil(in_flight / S) + 1 of them, so a shard whose rate limiter is holding samples back
-    cannot starve the others of requests. Weights use the
+    proportion to its last known priority mass, for `batches_per_request` whole batches.
+    No shard holds more than ceil(in_flight / S) + 1 of them, so a shard whose rate limiter
+    is holding samples back cannot starve the others of requests. Weights use the
     global size and mass (see replay_server/importance.py), refreshed from every reply.
     Priority updates are sent without waiting, `coalesce` batches' worth per message; at most
     `max_pending_updates` messages stay unacknowledged.
