@@ -88,3 +88,21 @@ def test_serial_runner_trains_in_ratio():
         assert 0 < sampled <= limit + cfg.learner.batch_size
     finally:
         runner.close()
+
+
+def test_resume_continues_counters_and_eval_reads_the_run(tmp_path):
+    from typer.testing import CliRunner
+
+    from textdqn.cli import app
+
+    run_dir = tmp_path / "run"
+    first = train(_small_config(updates=30, time_s=60.0), mode="serial", run_dir=str(run_dir), live=False)
+    resumed = train(_small_config(updates=80, time_s=60.0), mode="serial", resume=str(run_dir), live=False)
+    assert resumed["updates"] >= 80 > first["updates"]
+    assert resumed["env_steps"] > first["env_steps"]
+    with open(run_dir / "metrics.csv") as f:
+        rows = f.read().splitlines()
+    assert len(rows) > 2 and rows[0].startswith("wall_s")  # one header, rows of both parts appended
+    result = CliRunner().invoke(app, ["eval", str(run_dir), "--episodes", "3"])
+    assert result.exit_code == 0, result.output
+    assert "return_mean" in result.output

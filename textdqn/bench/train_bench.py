@@ -27,6 +27,8 @@ class TrainBenchRow:
     env_steps: int
     final_eval_return: float | None
     budget_s: float
+    learner_utilization: float | None = None
+    policy_lag_mean: float | None = None
 
 
 def run_textdqn(
@@ -49,6 +51,8 @@ def run_textdqn(
         env_steps=summary["env_steps"],
         final_eval_return=summary["final_eval"].get("return_mean"),
         budget_s=config.stop.time_s,
+        learner_utilization=summary["learner_utilization"],
+        policy_lag_mean=summary["policy_lag_mean"],
     )
 
 

@@ -51,6 +51,17 @@ class _Aggregator:
         self.returns: collections.deque = collections.deque(maxlen=100)
         self.successes: collections.deque = collections.deque(maxlen=100)
         self.eval: dict[str, float] = {}
+        # Run-wide totals for summary.json.
+        self.compute_s = self.learner_wall_s = 0.0
+        self.lag_sum, self.lag_count, self.lag_max = 0.0, 0, 0
+
+    def totals(self) -> dict:
+        """Learner utilization and policy lag over the whole run (this process's part)."""
+        return {
+            "learner_utilization": self.compute_s / self.learner_wall_s if self.learner_wall_s else None,
+            "policy_lag_mean": self.lag_sum / self.lag_count if self.lag_count else None,
+            "policy_lag_max": self.lag_max,
+        }
 
     def row(self, p: Progress, wall_s: float, dt: float) -> dict:
         steps = sum(r.env_steps for r in p.rollouts)
@@ -64,6 +75,11 @@ class _Aggregator:
             self.c.episodes += len(r.episode_returns)
         lag_n = sum(r.lag_count for r in p.rollouts)
         n_up = p.learner.updates
+        self.compute_s += p.learner.compute_s
+        self.learner_wall_s += p.learner.wall_s
+        self.lag_sum += sum(r.lag_sum for r in p.rollouts)
+        self.lag_count += lag_n
+        self.lag_max = max([self.lag_max, *(r.lag_max for r in p.rollouts)])
         inserts = sum(i.inserts for i in p.replay)
         return {
             "wall_s": wall_s,
@@ -174,6 +190,7 @@ def _supervise(config: Config, run: RunDirectory, runner, counters: _Counters, l
         "final_eval": final_eval,
         "env_errors": counters.env_errors,
         "actor_restarts": counters.actor_restarts,
+        **agg.totals(),
         "config": to_dict(config),
     }
     write_summary(run.summary_path, summary)
