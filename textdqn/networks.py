@@ -124,3 +124,8 @@ def _to_tensor(array: np.ndarray) -> Tensor:
     array = np.asarray(array)
     # torch warns on (and must not share) read-only memory: copy those arrays, view the rest.
     return torch.from_numpy(array) if array.flags.writeable else torch.tensor(array)
+
+
+def make_acting_network(envs: gym.vector.VectorEnv, hidden: tuple[int, ...], dueling: bool) -> nn.Module:
+    """The Q-network for one env of `envs`, in eval mode: what actors and evaluators act with."""
+    return make_q_network(envs.single_observation_space, envs.single_action_space, hidden, dueling).eval()

@@ -8,7 +8,7 @@ import torch
 from textdqn.actors.exploration import masked_argmax
 from textdqn.config import Config
 from textdqn.envs import action_masks, episode_infos, make_vector_env
-from textdqn.networks import load_numpy_state_, make_q_network
+from textdqn.networks import load_numpy_state_, make_acting_network
 
 
 class Evaluator:
@@ -22,12 +22,7 @@ class Evaluator:
         torch.set_num_threads(1)  # as in RolloutWorker: leave the cores to the learner
         self.num_envs = config.eval.num_envs
         self.envs = make_vector_env(config.env, self.num_envs)
-        self.net = make_q_network(
-            self.envs.single_observation_space,
-            self.envs.single_action_space,
-            config.network.hidden,
-            config.network.dueling,
-        ).eval()
+        self.net = make_acting_network(self.envs, config.network.hidden, config.network.dueling)
         self._seed = seed
 
     @torch.no_grad()

@@ -20,7 +20,7 @@ from textdqn.actors.nstep import NStepAdder
 from textdqn.config import Config
 from textdqn.envs import action_masks, episode_infos, make_vector_env, true_next_masks, true_next_obs
 from textdqn.learner.losses import double_dqn_targets
-from textdqn.networks import load_numpy_state_, make_q_network
+from textdqn.networks import load_numpy_state_, make_acting_network
 from textdqn.types import RolloutStats, TransitionBatch
 
 log = logging.getLogger(__name__)
@@ -42,12 +42,7 @@ class RolloutWorker:
         self.index = worker_index
         num_envs = config.env.num_envs
         self.envs = make_vector_env(config.env, num_envs)
-        self.net = make_q_network(
-            self.envs.single_observation_space,
-            self.envs.single_action_space,
-            config.network.hidden,
-            config.network.dueling,
-        ).eval()
+        self.net = make_acting_network(self.envs, config.network.hidden, config.network.dueling)
         self.version = -1
         self.env_steps = 0
         self.num_envs = num_envs

@@ -94,7 +94,7 @@ class _OursInProcess:
         self.shard.update_priorities(handle.keys, priorities)
 
     def bytes_per_item(self) -> int:
-        return self.shard._storage.nbytes_per_item() + 8 + 16  # rows + key + sum-tree leaf
+        return self.shard.bytes_per_item()
 
 
 class _OursOnRay:

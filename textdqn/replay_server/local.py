@@ -51,7 +51,7 @@ class LocalReplay:
 
     def can_sample(self) -> bool:
         """Whether every shard's rate limiter lets a sample through now."""
-        return all(s._limiter.can_sample(s.size) for s in self.shards)
+        return all(s.can_sample() for s in self.shards)
 
     def sample(self, n: int) -> WeightedSample:
         infos = self.info()

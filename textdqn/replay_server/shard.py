@@ -157,6 +157,15 @@ class ReplayShard:
             self._stale_updates += len(keys) - n_live
         return n_live
 
+    def can_sample(self) -> bool:
+        """Whether a sample would be served now without waiting on the rate limiter."""
+        with self._cond:
+            return self._limiter.can_sample(self.size)
+
+    def bytes_per_item(self) -> int:
+        """Bytes one stored transition takes: its rows, its key and its sum-tree leaf."""
+        return self._storage.nbytes_per_item() + self._keys.itemsize + 2 * 8
+
     def info(self) -> ShardInfo:
         """Size, capacity, priority mass and counters."""
         with self._cond:

@@ -31,6 +31,9 @@ class Storage(Protocol):
     def load_arrays(self, schema: Schema, capacity: int, arrays: dict[str, np.ndarray]) -> None:
         """Replace the contents with `arrays` (rows 0..len-1) under `schema`."""
 
+    def nbytes_per_item(self) -> int:
+        """Bytes one stored row takes (0 before the first write)."""
+
 
 def check_schema(expected: Schema, batch: TransitionBatch) -> None:
     """Raise SchemaError naming the first field whose dtype or shape differs from `expected`."""
