@@ -66,7 +66,9 @@ class Learner:
         self.bad_updates = 0
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
-        t = torch.from_numpy(np.ascontiguousarray(array))
+        # Arrays that come out of Ray's object store are read-only; torch wants writable memory.
+        array = np.ascontiguousarray(array) if array.flags.writeable else np.array(array)
+        t = torch.from_numpy(array)
         if self.device.type == "cuda":
             return t.pin_memory().to(self.device, non_blocking=True)
         return t

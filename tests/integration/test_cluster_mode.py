@@ -1,0 +1,46 @@
+"""Cluster mode on a simulated two-node Ray cluster (ray.cluster_utils.Cluster): the runner
+joins it by address, shards spread over the nodes, and training makes progress."""
+
+import pytest
+
+ray = pytest.importorskip("ray")
+from ray.cluster_utils import Cluster  # noqa: E402
+
+from textdqn.cluster.ray_runner import RayRunner  # noqa: E402
+from textdqn.config import load_config  # noqa: E402
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def two_nodes():
+    if ray.is_initialized():  # the session's local Ray would hide the cluster
+        ray.shutdown()
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 4, "include_dashboard": False})
+    cluster.add_node(num_cpus=4)
+    cluster.wait_for_nodes()
+    yield cluster
+    if ray.is_initialized():
+        ray.shutdown()
+    cluster.shutdown()
+
+
+def test_runner_joins_a_cluster_and_spreads_shards(two_nodes):
+    config = load_config(
+        "configs/cartpole.yaml",
+        ["actors.steps_per_call=256", "replay.capacity=20000", "replay.rate_limiter.min_size_to_sample=200"],
+    )
+    runner = RayRunner(config, address=two_nodes.address)
+    try:
+        updates = 0
+        for _ in range(20):
+            progress = runner.step(1.0)
+            updates = max(updates, progress.learner.total_updates)
+            if updates > 20:
+                break
+        assert updates > 20 and sum(i.inserts for i in progress.replay) > 0
+        node_of = lambda shard: shard.__ray_call__.remote(lambda _: ray.get_runtime_context().get_node_id())  # noqa: E731
+        shard_nodes = set(ray.get([node_of(s) for s in runner.shards]))
+        assert len(shard_nodes) == 2  # SPREAD: one shard on each node
+    finally:
+        runner.close()
