@@ -19,6 +19,16 @@ app.add_typer(replay_app, name="replay")
 console = Console()
 
 
+def _report(table: Table, result: dict, json_path: Path | None) -> None:
+    """Print a benchmark's table and, when asked, write its results as JSON."""
+    from textdqn.bench.replay_bench import write_json
+
+    console.print(table)
+    if json_path:
+        write_json(result, json_path)
+        console.print(f"wrote {json_path}")
+
+
 def _fail(error: Exception) -> None:
     console.print(f"[bold red]error:[/] {error}")
     raise typer.Exit(code=2)
@@ -103,7 +113,7 @@ def bench_replay(
     no_ray: Annotated[bool, typer.Option("--no-ray", help="Skip the Ray-sharded service.")] = False,
 ) -> None:
     """Insert, sample and sample+update throughput: our shard vs RLlib vs cpprb vs our Ray service."""
-    from textdqn.bench.replay_bench import QUICK, ReplayBenchSettings, run_replay_bench, write_json
+    from textdqn.bench.replay_bench import QUICK, ReplayBenchSettings, run_replay_bench
     from textdqn.bench.tables import replay_table
 
     settings = QUICK if quick else ReplayBenchSettings()
@@ -112,10 +122,7 @@ def bench_replay(
         f"prefill {settings.prefill:,}, {settings.seconds}s per measurement"
     )
     result = run_replay_bench(settings, with_ray=not no_ray, log=lambda m: console.print(m, style="dim"))
-    console.print(replay_table(result))
-    if json_path:
-        write_json(result, json_path)
-        console.print(f"wrote {json_path}")
+    _report(replay_table(result), result, json_path)
 
 
 @bench_app.command("train")
@@ -125,24 +132,11 @@ def bench_train(
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the results here.")] = None,
 ) -> None:
     """Time to CartPole's target (greedy return >= 475 over 20 episodes): textdqn vs RLlib's tuned DQN."""
-    from textdqn.bench.replay_bench import write_json
+    from textdqn.bench.tables import train_table
     from textdqn.bench.train_bench import run_train_bench
 
     result = run_train_bench(config, rllib_budget, log=lambda m: console.print(m, style="dim"))
-    table = Table(title="time to target: greedy eval return >= 475 (20 episodes), CartPole-v1")
-    for col in ("impl", "reached", "total s", "set-up s", "env steps", "final eval"):
-        table.add_column(col, justify="left" if col == "impl" else "right")
-    for r in result["rows"]:
-        reached = "yes" if r["reached_target"] else f"no (budget {r['budget_s']:.0f}s)"
-        final = "-" if r["final_eval_return"] is None else f"{r['final_eval_return']:.1f}"
-        table.add_row(
-            r["impl"], reached, f"{r['total_s']:.1f}", f"{r['setup_s']:.1f}", f"{r['env_steps']:,}", final
-        )
-    table.caption = result["verdict"]
-    console.print(table)
-    if json_path:
-        write_json(result, json_path)
-        console.print(f"wrote {json_path}")
+    _report(train_table(result), result, json_path)
 
 
 @bench_app.command("learner")
@@ -155,27 +149,12 @@ def bench_learner(
     import dataclasses
 
     from textdqn.bench.learner_bench import LearnerBenchSettings, run_learner_bench
-    from textdqn.bench.replay_bench import write_json
+    from textdqn.bench.tables import learner_table
 
     settings = dataclasses.replace(LearnerBenchSettings(), seconds=seconds)
     console.print(f"learner benchmark: batch {settings.batch}, MLP {settings.hidden}, device {device}")
     result = run_learner_bench(settings, device, log=lambda m: console.print(m, style="dim"))
-    table = Table(title="learner throughput")
-    for col in ("feed", "device", "updates/s", "transitions/s", "utilization"):
-        table.add_column(col, justify="left" if col in ("feed", "device") else "right")
-    for r in result["rows"]:
-        table.add_row(
-            r["feed"],
-            r["device"],
-            f"{r['updates_per_s']:.1f}",
-            f"{r['transitions_per_s']:,.0f}",
-            f"{100 * r['utilization']:.0f}%",
-        )
-    table.caption = f"ray-sharded / in-process: {result['ratio_ray_vs_in_process']:.2f}x"
-    console.print(table)
-    if json_path:
-        write_json(result, json_path)
-        console.print(f"wrote {json_path}")
+    _report(learner_table(result), result, json_path)
 
 
 @replay_app.command("inspect")

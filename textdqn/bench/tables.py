@@ -35,3 +35,47 @@ def replay_table(result: dict) -> Table:
     caption += [f"our bytes/transition ({obs}): {b}" for obs, b in per_item.items()]
     table.caption = "\n".join(caption)
     return table
+
+
+def _optional(x: float | None, fmt: str) -> str:
+    return "-" if x is None else format(x, fmt)
+
+
+def train_table(result: dict) -> Table:
+    """Time to target: one row per implementation, the verdict as caption."""
+    table = Table(title="time to target: greedy eval return >= 475 (20 episodes), CartPole-v1")
+    columns = ("impl", "reached", "total s", "set-up s", "env steps", "final eval", "learner util", "lag")
+    for col in columns:
+        table.add_column(col, justify="left" if col == "impl" else "right")
+    for r in result["rows"]:
+        reached = "yes" if r["reached_target"] else f"no (budget {r['budget_s']:.0f}s)"
+        util = None if r.get("learner_utilization") is None else 100 * r["learner_utilization"]
+        table.add_row(
+            r["impl"],
+            reached,
+            f"{r['total_s']:.1f}",
+            f"{r['setup_s']:.1f}",
+            f"{r['env_steps']:,}",
+            _optional(r["final_eval_return"], ".1f"),
+            "-" if util is None else f"{util:.0f}%",
+            _optional(r.get("policy_lag_mean"), ".2f"),
+        )
+    table.caption = result["verdict"]
+    return table
+
+
+def learner_table(result: dict) -> Table:
+    """Learner throughput per feed, the ratio as caption."""
+    table = Table(title="learner throughput")
+    for col in ("feed", "device", "updates/s", "transitions/s", "utilization"):
+        table.add_column(col, justify="left" if col in ("feed", "device") else "right")
+    for r in result["rows"]:
+        table.add_row(
+            r["feed"],
+            r["device"],
+            f"{r['updates_per_s']:.1f}",
+            f"{r['transitions_per_s']:,.0f}",
+            f"{100 * r['utilization']:.0f}%",
+        )
+    table.caption = f"ray-sharded / in-process: {result['ratio_ray_vs_in_process']:.2f}x"
+    return table

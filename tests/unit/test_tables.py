@@ -1,0 +1,61 @@
+"""Benchmark tables render every figure they are given, and '-' for what a peer lacks."""
+
+from rich.console import Console
+
+from textdqn.bench.tables import learner_table, train_table
+
+
+def _render(table) -> str:
+    console = Console(width=160, record=True)
+    console.print(table)
+    return console.export_text()
+
+
+def test_train_table_shows_both_runs_and_the_verdict():
+    result = {
+        "rows": [
+            {
+                "impl": "textdqn",
+                "reached_target": True,
+                "total_s": 62.6,
+                "setup_s": 8.0,
+                "env_steps": 157696,
+                "final_eval_return": 500.0,
+                "budget_s": 900,
+                "learner_utilization": 0.934,
+                "policy_lag_mean": 0.31,
+            },
+            {
+                "impl": "RLlib",
+                "reached_target": False,
+                "total_s": 621.5,
+                "setup_s": 7.8,
+                "env_steps": 25000,
+                "final_eval_return": None,
+                "budget_s": 600,
+                "learner_utilization": None,
+                "policy_lag_mean": None,
+            },
+        ],
+        "verdict": "at least 9.9x sooner",
+    }
+    text = _render(train_table(result))
+    assert "157,696" in text and "93%" in text and "0.31" in text
+    assert "no (budget 600s)" in text and "at least 9.9x sooner" in text
+
+
+def test_learner_table_shows_the_ratio():
+    result = {
+        "rows": [
+            {
+                "feed": "in-process",
+                "device": "cpu",
+                "updates_per_s": 76.8,
+                "transitions_per_s": 39321.6,
+                "utilization": 0.92,
+            }
+        ],
+        "ratio_ray_vs_in_process": 1.05,
+    }
+    text = _render(learner_table(result))
+    assert "76.8" in text and "39,322" in text and "92%" in text and "1.05x" in text
