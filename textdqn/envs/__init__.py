@@ -14,6 +14,9 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from textdqn.config import EnvConfig
 from textdqn.errors import ConfigError
 
+if "textdqn/Dialogue-v0" not in gym.registry:
+    gym.register(id="textdqn/Dialogue-v0", entry_point="textdqn.envs.dialogue.env:DialogueEnv")
+
 
 def make_env(config: EnvConfig) -> gym.Env:
     """One env; ConfigError for an unknown id, bad kwargs or a non-Discrete action space."""

@@ -1,0 +1,166 @@
+"""`textdqn/Dialogue-v0`: a slot-filling booking dialogue against the user simulator.
+
+The agent is the system. Each step it picks one system act; the environment resolves its
+arguments from the belief state (the value to confirm, the entry to offer or book, the
+offered entry's value to inform), the simulated user answers, and the belief state is
+updated from what the NLU *perceives* of that answer.
+
+Reward (TC-Bot): −1 a turn; at the end +2·max_turns on success, −max_turns on failure.
+Observation "vector": belief-state features (last user intent, informed / confirmed /
+requested slots, the agent's last act, turn, knowledge-base match counts, offer state).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import gymnasium as gym
+import numpy as np
+
+from textdqn.envs.dialogue.acts import USER_INTENTS, SystemAct, UserAct, system_acts
+from textdqn.envs.dialogue.domain import load_domain, make_goals, make_kb
+from textdqn.envs.dialogue.user_simulator import SystemTurn, UserSimulator, perceive
+
+_MATCH_BUCKETS = (0, 1, 2, 6)  # match-count buckets: 0, 1, 2–5, 6+
+
+
+class DialogueEnv(gym.Env):
+    """Task-oriented dialogue as an MDP over system dialogue acts.
+
+    Args:
+        domain: a shipped domain name ("movies", "restaurants") or a domain file path.
+        nlu_error: probability of an intent error and of each slot-value error (0, 0.15, 0.3).
+        max_turns: dialogue length limit, counting user and system turns.
+        split: "train" or "test" goals.
+        kb_seed: seed of the knowledge base and the goals (fixed per domain by default).
+    """
+
+    metadata: ClassVar[dict] = {"render_modes": []}
+
+    def __init__(
+        self,
+        domain: str = "movies",
+        nlu_error: float = 0.0,
+        max_turns: int = 40,
+        split: str = "train",
+        kb_seed: int = 0,
+    ) -> None:
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        self.domain = load_domain(domain)
+        self.kb = make_kb(self.domain, kb_seed)
+        train, test = make_goals(self.domain, self.kb, kb_seed)
+        self.goals = train if split == "train" else test
+        self.acts = system_acts(self.domain)
+        self.nlu_error, self.max_turns = float(nlu_error), int(max_turns)
+        self.user = UserSimulator(self.domain, self.kb, max_turns)
+        d = self.domain
+        self._size = (
+            len(USER_INTENTS)
+            + 2 * len(d.informable)
+            + len(d.requestable)
+            + len(self.acts)
+            + 1
+            + len(_MATCH_BUCKETS)
+            + 2
+        )
+        self.action_space = gym.spaces.Discrete(len(self.acts))
+        self.observation_space = gym.spaces.Box(0.0, 1.0, (self._size,), np.float32)
+
+    # --- belief state ---
+
+    def _reset_belief(self) -> None:
+        self.heard: dict[str, str] = {}  # slot -> value the system believes ("any" = don't care)
+        self.confirmed: set[str] = set()
+        self.user_requests: set[str] = set()
+        self.offered: int | None = None
+        self.last_user = "greeting"
+        self.last_act: int | None = None
+
+    def _hear(self, act: UserAct) -> None:
+        self.last_user = act.intent
+        for slot, value in act.inform.items():
+            if slot in self.domain.slots:
+                self.heard[slot] = value
+                if act.intent == "confirm_yes":
+                    self.confirmed.add(slot)
+        self.user_requests |= {r for r in act.request if r in self.domain.requestable}
+
+    def _constraints(self) -> dict[str, str]:
+        return {s: v for s, v in self.heard.items() if v != "any" and s in self.domain.kb_slots}
+
+    def _matches(self) -> np.ndarray:
+        return np.flatnonzero(self.kb.match(self._constraints()))
+
+    def action_mask(self) -> np.ndarray:
+        """bool [A]: acts that make sense now (offer needs a match, book an offer, ...)."""
+        n_match = len(self._matches())
+        mask = np.ones(len(self.acts), dtype=bool)
+        for i, act in enumerate(self.acts):
+            if act.intent == "offer":
+                mask[i] = n_match > 0
+            elif act.intent in ("book", "inform"):
+                mask[i] = self.offered is not None
+            elif act.intent == "confirm":
+                mask[i] = self.heard.get(act.slot, "any") != "any"
+            elif act.intent == "no_match":
+                mask[i] = n_match == 0
+        return mask
+
+    def _observation(self) -> np.ndarray:
+        d, obs = self.domain, []
+        obs += [float(self.last_user == i) for i in USER_INTENTS]
+        obs += [float(s in self.heard) for s in d.informable]
+        obs += [float(s in self.confirmed) for s in d.informable]
+        obs += [float(s in self.user_requests) for s in d.requestable]
+        obs += [float(self.last_act == i) for i in range(len(self.acts))]
+        obs.append(self.user.state.turns / self.max_turns)
+        n = len(self._matches())
+        bucket = max(i for i, lo in enumerate(_MATCH_BUCKETS) if n >= lo)
+        obs += [float(i == bucket) for i in range(len(_MATCH_BUCKETS))]
+        obs.append(float(self.offered is not None))
+        obs.append(float(self.offered is not None and self.kb.match(self._constraints())[self.offered]))
+        return np.clip(np.asarray(obs, dtype=np.float32), 0.0, 1.0)
+
+    # --- gymnasium API ---
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        index = (options or {}).get("goal_index")
+        if index is None:
+            index = int(self.np_random.integers(len(self.goals)))
+        self.goal = self.goals[index]
+        self._reset_belief()
+        self._hear(
+            perceive(self.user.reset(self.goal, self.np_random), self.domain, self.nlu_error, self.np_random)
+        )
+        return self._observation(), {"action_mask": self.action_mask()}
+
+    def step(self, action: int):
+        act: SystemAct = self.acts[int(action)]
+        turn = self._resolve(act)
+        self.last_act = int(action)
+        reply = self.user.respond(turn)
+        self._hear(perceive(reply, self.domain, self.nlu_error, self.np_random))
+        if act.intent == "inform":
+            self.user_requests.discard(act.slot)
+        state = self.user.state
+        reward = -1.0
+        info: dict = {"action_mask": self.action_mask()}
+        if state.done:
+            reward += 2 * self.max_turns if state.success else -self.max_turns
+            info.update(success=float(state.success), turns=float(state.turns))
+        return self._observation(), reward, state.done, False, info
+
+    def _resolve(self, act: SystemAct) -> SystemTurn:
+        if act.intent == "confirm":
+            return SystemTurn(act, value=self.heard.get(act.slot))
+        if act.intent == "offer":
+            matches = self._matches()
+            self.offered = int(matches[0]) if len(matches) else None
+            return SystemTurn(act, entry=self.offered)
+        if act.intent == "book":
+            return SystemTurn(act, entry=self.offered)
+        if act.intent == "inform" and self.offered is not None:
+            return SystemTurn(act, value=self.kb.entry(self.offered)[act.slot])
+        return SystemTurn(act)
