@@ -302,6 +302,8 @@ class EvalConfig:
     """episodes per evaluation"""
     num_envs: int = 10
     """environments stepped together by the evaluator"""
+    env_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """keyword arguments that replace env.kwargs for evaluation (e.g. split: test)"""
 
     _RULES: ClassVar[dict[str, Rule]] = {
         "every_env_steps": at_least(0),

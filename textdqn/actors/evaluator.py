@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 
@@ -21,7 +23,8 @@ class Evaluator:
     def __init__(self, config: Config, seed: int = 10_000) -> None:
         torch.set_num_threads(1)  # as in RolloutWorker: leave the cores to the learner
         self.num_envs = config.eval.num_envs
-        self.envs = make_vector_env(config.env, self.num_envs)
+        env = dataclasses.replace(config.env, kwargs={**config.env.kwargs, **config.eval.env_kwargs})
+        self.envs = make_vector_env(env, self.num_envs)
         self.net = make_acting_network(self.envs, config.network.hidden, config.network.dueling)
         self._seed = seed
 
