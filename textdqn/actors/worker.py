@@ -48,7 +48,6 @@ class RolloutWorker:
         self.num_envs = num_envs
         self._slots = slice(worker_index * num_envs, (worker_index + 1) * num_envs)
         self._rng = np.random.default_rng(seed)
-        self._seed = seed
         self._adder = NStepAdder(num_envs, config.actors.n_step, config.actors.gamma)
         self._pending: list[TransitionBatch] = []
         self._reset_envs()

@@ -79,7 +79,7 @@ class _OursInProcess:
 
     name = "textdqn shard"
 
-    def __init__(self, capacity: int, schema: Any) -> None:
+    def __init__(self, capacity: int) -> None:
         self.shard = ReplayShard(capacity, alpha=ALPHA)
 
     def insert(self, fields: dict[str, np.ndarray]) -> None:
@@ -189,7 +189,7 @@ def _implementations(obs_kind: str, batches: list, settings: ReplayBenchSettings
     """(name, factory) of every implementation to measure, ours first."""
     schema = {k: (v.dtype, v.shape[1:]) for k, v in batches[0].items()}
     impls: list[tuple[str, Callable[[], Any]]] = [
-        ("textdqn shard", lambda: _OursInProcess(settings.capacity, schema))
+        ("textdqn shard", lambda: _OursInProcess(settings.capacity))
     ]
     for peer in available_peers():
         impls.append((peer, lambda peer=peer: make_peer(peer, settings.capacity, ALPHA, BETA, schema)))

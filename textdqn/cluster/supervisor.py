@@ -50,7 +50,6 @@ class _Aggregator:
         self.c = counters
         self.returns: collections.deque = collections.deque(maxlen=100)
         self.successes: collections.deque = collections.deque(maxlen=100)
-        self.eval: dict[str, float] = {}
         # Run-wide totals for summary.json.
         self.compute_s = self.learner_wall_s = 0.0
         self.lag_sum, self.lag_count, self.lag_max = 0.0, 0, 0
