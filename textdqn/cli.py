@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from textdqn.errors import TextDQNError
+from textdqn.errors import ConfigError, TextDQNError
 
 app = typer.Typer(help="Distributed Ape-X DQN for language tasks, on Ray.", no_args_is_help=True)
 bench_app = typer.Typer(help="Throughput benchmarks, each against its peers in the same run.")
@@ -80,30 +80,69 @@ def train(
 
 @app.command("eval")
 def evaluate(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `textdqn train`.")],
-    episodes: Annotated[int, typer.Option(help="Greedy episodes to run.")] = 20,
+    run_dir: Annotated[
+        Path | None, typer.Argument(help="A run directory written by `textdqn train` (its last checkpoint).")
+    ] = None,
+    episodes: Annotated[int, typer.Option(help="Episodes to run.")] = 20,
+    agent: Annotated[
+        str, typer.Option(help="greedy (the run's checkpoint), or a baseline: rule | random.")
+    ] = "greedy",
+    env: Annotated[str | None, typer.Option(help="Env id for a baseline without a run directory.")] = None,
+    overrides: Overrides = None,
 ) -> None:
-    """Run the greedy policy of a run's last checkpoint and print its metrics."""
-    from textdqn.actors.evaluator import Evaluator
-    from textdqn.learner.checkpoint import load_checkpoint
-    from textdqn.metrics import RunDirectory
+    """Evaluate a run's greedy policy, or a baseline agent, and print its metrics.
+
+    Examples: `textdqn eval runs/dialogue-...`;
+    `textdqn eval --agent rule --env textdqn/Dialogue-v0 --set env.kwargs.split=test --episodes 500`.
+    """
+    from textdqn.actors.evaluator import BASELINES, Evaluator, baseline_policy
     from textdqn.networks import state_to_numpy
 
     try:
-        run = RunDirectory.open(run_dir)
-        cfg = run.load_config()
-        state, counters = load_checkpoint(run.checkpoints_dir)
+        cfg, state, title = _eval_setup(run_dir, agent, env, overrides or [])
+        evaluator = Evaluator(cfg)
+        if agent == "greedy":
+            evaluator.net.load_state_dict(state["online"])
+            result = evaluator.evaluate(state_to_numpy(evaluator.net), episodes)
+        elif agent in BASELINES:
+            result = evaluator.run(baseline_policy(agent, evaluator.envs, cfg.run.seed), episodes)
+        else:
+            raise ConfigError(f"--agent {agent!r} is not known: use greedy, {' or '.join(BASELINES)}")
     except TextDQNError as e:
         _fail(e)
-    evaluator = Evaluator(cfg)
-    evaluator.net.load_state_dict(state["online"])
-    result = evaluator.evaluate(state_to_numpy(evaluator.net), episodes)
-    table = Table(title=f"greedy evaluation of {run_dir} ({counters.get('env_steps', 0):,} env steps)")
+    table = Table(title=title)
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in result.items():
         table.add_row(key, f"{value:.4g}")
     console.print(table)
+
+
+def _eval_setup(run_dir: Path | None, agent: str, env: str | None, overrides: list[str]):
+    """(config, checkpoint state or None, table title) for `textdqn eval`."""
+    from textdqn import typed_config
+    from textdqn.config import Config
+    from textdqn.learner.checkpoint import load_checkpoint
+    from textdqn.metrics import RunDirectory
+
+    if run_dir is None:
+        if agent == "greedy" or env is None:
+            raise ConfigError(
+                "give a run directory to evaluate its policy, or --agent rule|random with --env ID "
+                "to evaluate a baseline"
+            )
+        data = typed_config.apply_overrides({"env": {"id": env}}, overrides)
+        cfg = typed_config.validate(typed_config.from_dict(Config, data))
+        return cfg, None, f"{agent} agent on {env} {dict(cfg.env.kwargs) or ''}"
+    run = RunDirectory.open(run_dir)
+    cfg = run.load_config()
+    if overrides:
+        data = typed_config.apply_overrides(typed_config.to_dict(cfg), overrides)
+        cfg = typed_config.validate(typed_config.from_dict(Config, data))
+    if agent != "greedy":
+        return cfg, None, f"{agent} agent on the evaluation env of {run_dir}"
+    state, counters = load_checkpoint(run.checkpoints_dir)
+    return cfg, state, f"greedy evaluation of {run_dir} ({counters.get('env_steps', 0):,} env steps)"
 
 
 @bench_app.command("replay")

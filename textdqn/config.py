@@ -178,6 +178,9 @@ class ActorConfig:
     """ε reached by the decaying schedules (times each slot's Ape-X factor)"""
     epsilon_decay_steps: int = 100_000
     """env steps per actor of the linear decay, or the half-life of the exponential one"""
+    warm_start_steps: int = 0
+    """env steps per actor acted by the env's rule agent (its rule_action()) before ε-greedy
+    takes over: TC-Bot's warm start of replay with a baseline's dialogues; 0 = off"""
     n_step: int = 3
     """steps summed into one transition's reward"""
     gamma: float = 0.99
@@ -199,6 +202,7 @@ class ActorConfig:
         "epsilon_alpha": at_least(0, "a float"),
         "epsilon_final": in_range(0, 1),
         "epsilon_decay_steps": at_least(0),
+        "warm_start_steps": at_least(0),
         "n_step": at_least(1),
         "gamma": in_range(0, 1),
         "send_batch_size": at_least(1),

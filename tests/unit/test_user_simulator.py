@@ -66,14 +66,40 @@ def test_max_turns_fails():
     assert system_turns == 20 and not sim.state.success  # 1 + 2·20 turns > 40
 
 
-def test_no_match_succeeds_only_for_infeasible_goals():
+def test_no_match_succeeds_only_for_infeasible_goals_once_the_user_told_enough():
     sim, rng = UserSimulator(DOMAIN, KB), np.random.default_rng(0)
-    sim.reset(INFEASIBLE[0], rng)
+    guesses = 0
+    for goal in INFEASIBLE[:20]:
+        sim.reset(goal, rng)
+        if KB.match(sim.state.told).any():
+            # Saying "nothing matches" before the user told what rules it out is a guess: fail.
+            sim.respond(SystemTurn(SystemAct("no_match")))
+            assert sim.state.done and not sim.state.success
+            guesses += 1
+    assert guesses > 0
+    goal = INFEASIBLE[0]
+    sim.reset(goal, rng)
+    for slot in goal.constraints:
+        sim.respond(SystemTurn(SystemAct("request", slot)))
     sim.respond(SystemTurn(SystemAct("no_match")))
     assert sim.state.success
     sim.reset(FEASIBLE[0], rng)
+    for slot in FEASIBLE[0].constraints:
+        sim.respond(SystemTurn(SystemAct("request", slot)))
     sim.respond(SystemTurn(SystemAct("no_match")))
     assert not sim.state.success
+
+
+def test_an_accepted_offer_answers_requests_for_the_offer_slots():
+    sim, rng = UserSimulator(DOMAIN, KB), np.random.default_rng(0)
+    goal = next(g for g in FEASIBLE if set(g.requests) <= set(DOMAIN.offer_slots))
+    sim.reset(goal, rng)
+    for slot in goal.constraints:
+        sim.respond(SystemTurn(SystemAct("request", slot)))
+    entry = int(np.flatnonzero(KB.match(goal.constraints))[0])
+    assert sim.respond(SystemTurn(SystemAct("offer"), entry=entry)).intent == "accept"
+    sim.respond(SystemTurn(SystemAct("book"), entry=entry))
+    assert sim.state.success
 
 
 def test_confirm_and_dont_care():

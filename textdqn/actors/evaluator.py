@@ -3,14 +3,37 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
+import gymnasium as gym
 import numpy as np
 import torch
 
 from textdqn.actors.exploration import masked_argmax
 from textdqn.config import Config
-from textdqn.envs import action_masks, episode_infos, make_vector_env
+from textdqn.envs import action_masks, envs_have, episode_infos, make_vector_env
+from textdqn.errors import ConfigError
 from textdqn.networks import load_numpy_state_, make_acting_network
+
+Policy = Callable[[np.ndarray, "np.ndarray | None"], np.ndarray]
+BASELINES = ("random", "rule")
+
+
+def baseline_policy(name: str, envs: gym.vector.VectorEnv, seed: int = 0) -> Policy:
+    """A baseline agent for `envs`: "random" (uniform over all actions, as TC-Bot's random
+    agent) or "rule" (the env's own rule agent, its rule_action() method)."""
+    if name == "random":
+        rng = np.random.default_rng(seed)
+        n = int(envs.single_action_space.n)
+        return lambda obs, mask: rng.integers(n, size=len(obs))
+    if name == "rule":
+        if not envs_have(envs, "rule_action"):
+            raise ConfigError(
+                "--agent rule needs an env with a rule agent (a rule_action() method, as "
+                "textdqn/Dialogue-v0 has); this env has none: use --agent random"
+            )
+        return lambda obs, mask: np.asarray(envs.call("rule_action"), dtype=np.int64)
+    raise ConfigError(f"unknown baseline agent {name!r}: use one of {BASELINES}")
 
 
 class Evaluator:
@@ -30,8 +53,18 @@ class Evaluator:
 
     @torch.no_grad()
     def evaluate(self, weights: dict[str, np.ndarray], episodes: int) -> dict[str, float]:
-        """return_mean, return_std, length_mean, episodes, and success_rate when the env reports it."""
+        """The greedy policy of `weights`: see `run` for the metrics."""
         load_numpy_state_(self.net, weights)
+        return self.run(self._greedy, episodes)
+
+    def _greedy(self, obs: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+        return masked_argmax(self.net(torch.as_tensor(obs)).numpy(), mask)
+
+    def run(self, policy: Policy, episodes: int) -> dict[str, float]:
+        """return_mean, return_std, length_mean, episodes, and success_rate when the env reports it.
+
+        policy(obs [N, ...], mask [N, A] or None) -> actions [N] for the evaluator's N envs.
+        """
         quota = np.full(self.num_envs, episodes // self.num_envs)
         quota[: episodes % self.num_envs] += 1
         obs, info = self.envs.reset(seed=self._seed)
@@ -40,8 +73,7 @@ class Evaluator:
         ep_length = np.zeros(self.num_envs, dtype=np.int64)
         returns, lengths, successes = [], [], []
         while quota.sum() > 0:
-            q = self.net(torch.as_tensor(obs)).numpy()
-            actions = masked_argmax(q, mask)
+            actions = policy(obs, mask)
             obs, reward, terminated, truncated, info = self.envs.step(actions)
             mask = action_masks(info, self.num_envs)
             ep_return += reward

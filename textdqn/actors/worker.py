@@ -18,7 +18,15 @@ import torch
 from textdqn.actors.exploration import ape_x_epsilons, epsilon_at, epsilon_greedy
 from textdqn.actors.nstep import NStepAdder
 from textdqn.config import Config
-from textdqn.envs import action_masks, episode_infos, make_vector_env, true_next_masks, true_next_obs
+from textdqn.envs import (
+    action_masks,
+    check_warm_start,
+    envs_have,
+    episode_infos,
+    make_vector_env,
+    true_next_masks,
+    true_next_obs,
+)
 from textdqn.learner.losses import double_dqn_targets
 from textdqn.networks import load_numpy_state_, make_acting_network
 from textdqn.types import RolloutStats, TransitionBatch
@@ -50,6 +58,7 @@ class RolloutWorker:
         self._rng = np.random.default_rng(seed)
         self._adder = NStepAdder(num_envs, config.actors.n_step, config.actors.gamma)
         self._pending: list[TransitionBatch] = []
+        check_warm_start(config, envs_have(self.envs, "rule_action"))
         self._reset_envs()
 
     def _reset_envs(self) -> None:
@@ -82,7 +91,10 @@ class RolloutWorker:
         eps = self.epsilons()
         stats.epsilon_mean = float(eps.mean())
         while stats.env_steps < num_env_steps:
-            actions = epsilon_greedy(self.q_values(self._obs), eps, self._rng, self._mask)
+            if self.env_steps + stats.env_steps < self.config.actors.warm_start_steps:
+                actions = self._rule_actions()
+            else:
+                actions = epsilon_greedy(self.q_values(self._obs), eps, self._rng, self._mask)
             try:
                 next_obs, reward, terminated, truncated, info = self.envs.step(actions)
             except Exception:  # a crashed env: reset it, count it, carry on
@@ -110,6 +122,10 @@ class RolloutWorker:
         batches = self._take_full_batches()
         stats.transitions = sum(len(b) for b in batches)
         return batches, stats
+
+    def _rule_actions(self) -> np.ndarray:
+        """Each env's rule-agent act (warm start)."""
+        return np.asarray(self.envs.call("rule_action"), dtype=np.int64)
 
     def _track_episodes(self, reward, done, info, stats: RolloutStats) -> None:
         self._ep_return += reward

@@ -21,7 +21,7 @@ from textdqn.cluster.progress import Progress
 from textdqn.cluster.replay_service import make_shards, wait_ready
 from textdqn.cluster.runtime import init_ray, kill_actors, shutdown_ray
 from textdqn.config import Config
-from textdqn.envs import make_env
+from textdqn.envs import check_warm_start, make_env
 from textdqn.learner.loop import LearnerStats
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,7 @@ class RayRunner:
         seed = config.run.seed
         env = make_env(config.env)  # fail fast here, with a clear error, before any actor starts
         spaces = (env.observation_space, env.action_space)
+        check_warm_start(config, env.has_wrapper_attr("rule_action"))
         env.close()
         self.shards = make_shards(config.replay, seed=seed)
         wait_ready(self.shards)

@@ -11,7 +11,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
-from textdqn.config import EnvConfig
+from textdqn.config import Config, EnvConfig
 from textdqn.errors import ConfigError
 
 if "textdqn/Dialogue-v0" not in gym.registry:
@@ -48,6 +48,21 @@ def make_vector_env(config: EnvConfig, num_envs: int) -> SyncVectorEnv:
     return SyncVectorEnv(
         [lambda: make_env(config) for _ in range(num_envs)], autoreset_mode=AutoresetMode.SAME_STEP
     )
+
+
+def envs_have(envs: gym.vector.VectorEnv, name: str) -> bool:
+    """Whether every env of `envs` has the attribute `name` (e.g. a rule_action() method)."""
+    return all(envs.call("has_wrapper_attr", name))
+
+
+def check_warm_start(config: Config, has_rule_agent: bool) -> None:
+    """ConfigError when actors.warm_start_steps asks for a rule agent the env lacks."""
+    if config.actors.warm_start_steps and not has_rule_agent:
+        raise ConfigError(
+            f"actors.warm_start_steps = {config.actors.warm_start_steps} needs an env with a rule agent "
+            f"(a rule_action() method, as textdqn/Dialogue-v0 has); {config.env.id!r} has none: "
+            "set actors.warm_start_steps = 0"
+        )
 
 
 def action_masks(info: dict, num_envs: int) -> np.ndarray | None:

@@ -46,6 +46,7 @@ class Domain:
     user_slots: dict[str, tuple[str, ...]]
     informable: tuple[str, ...]
     requestable: tuple[str, ...]
+    offer_slots: tuple[str, ...]
     grouped: dict[str, dict[str, Any]]
     goals: dict[str, Any]
     templates: dict[str, dict[str, tuple[str, ...]]]
@@ -83,6 +84,7 @@ def load_domain(name_or_path: str) -> Domain:
         user_slots={k: tuple(map(str, v)) for k, v in data["user_slots"].items()},
         informable=tuple(data["informable"]),
         requestable=tuple(data["requestable"]),
+        offer_slots=tuple(data.get("offer_slots") or ()),
         grouped=dict(data.get("grouped") or {}),
         goals=dict(data["goals"]),
         templates={side: {k: tuple(v) for k, v in acts.items()} for side, acts in data["templates"].items()},
@@ -97,6 +99,8 @@ def _check(domain: Domain, path: Path) -> None:
         unknown = set(getattr(domain, field)) - known
         if unknown:
             raise ConfigError(f"domain file {path}: {field} names unknown slots {sorted(unknown)}")
+    if set(domain.offer_slots) - set(domain.kb_slots):
+        raise ConfigError(f"domain file {path}: offer_slots must be knowledge-base slots")
     if set(domain.requestable) - set(domain.kb_slots):
         raise ConfigError(f"domain file {path}: requestable slots must be knowledge-base slots")
     for slot, spec in domain.grouped.items():

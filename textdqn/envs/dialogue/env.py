@@ -18,6 +18,7 @@ import gymnasium as gym
 import numpy as np
 
 from textdqn.envs.dialogue.acts import USER_INTENTS, SystemAct, UserAct, system_acts
+from textdqn.envs.dialogue.agents import rule_action
 from textdqn.envs.dialogue.domain import load_domain, make_goals, make_kb
 from textdqn.envs.dialogue.user_simulator import SystemTurn, UserSimulator, perceive
 
@@ -52,6 +53,7 @@ class DialogueEnv(gym.Env):
         train, test = make_goals(self.domain, self.kb, kb_seed)
         self.goals = train if split == "train" else test
         self.acts = system_acts(self.domain)
+        self.act_index = {(a.intent, a.slot): i for i, a in enumerate(self.acts)}
         self.nlu_error, self.max_turns = float(nlu_error), int(max_turns)
         self.user = UserSimulator(self.domain, self.kb, max_turns)
         d = self.domain
@@ -140,6 +142,8 @@ class DialogueEnv(gym.Env):
         act: SystemAct = self.acts[int(action)]
         turn = self._resolve(act)
         self.last_act = int(action)
+        if act.intent == "offer":
+            self.user_requests -= set(self.domain.offer_slots)
         reply = self.user.respond(turn)
         self._hear(perceive(reply, self.domain, self.nlu_error, self.np_random))
         if act.intent == "inform":
@@ -151,6 +155,10 @@ class DialogueEnv(gym.Env):
             reward += 2 * self.max_turns if state.success else -self.max_turns
             info.update(success=float(state.success), turns=float(state.turns))
         return self._observation(), reward, state.done, False, info
+
+    def rule_action(self) -> int:
+        """The rule-based baseline's next act (see agents.py); also TC-Bot's warm-start policy."""
+        return rule_action(self)
 
     def _resolve(self, act: SystemAct) -> SystemTurn:
         if act.intent == "confirm":

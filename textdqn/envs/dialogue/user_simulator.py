@@ -2,15 +2,16 @@
 
 The user holds a goal (constraints and requested slots) and answers each system turn:
 requests for its constraints are answered, confirmations checked, informs of requested
-slots noted, offers accepted or rejected with a correction, and a booking ends the
-dialogue. When nothing asks it anything, it works through its agenda: tell the next
-untold constraint, then ask the next unanswered request.
+slots noted, offers accepted (which answers requests for the domain's offer_slots) or
+rejected with a correction, and a booking ends the dialogue. When nothing asks it
+anything, it works through its agenda: tell the next untold constraint, then ask the next
+unanswered request.
 
 Success needs a booked entry that satisfies every goal constraint, every user-only
 constraint told and every requested slot informed; or, for a goal nothing satisfies,
-the system saying so (no_match). Turns count both sides; past `max_turns` the dialogue
-fails. NLU noise corrupts what the system *perceives* of each user act, never the
-user's own state.
+the system saying so (no_match) once the constraints the user told rule out every entry.
+Turns count both sides; past `max_turns` the dialogue fails. NLU noise corrupts what the
+system *perceives* of each user act, never the user's own state.
 """
 
 from __future__ import annotations
@@ -87,6 +88,8 @@ class UserSimulator:
             violated = self._violated(turn.entry)
             if violated:
                 return dataclasses.replace(self._inform(violated[:1]), intent="reject")
+            # An offer tells the entry's offer_slots (name, place, time, ...): those requests are answered.
+            s.answered |= set(self.domain.offer_slots) & set(s.goal.requests)
             return UserAct("accept", request=self._pending_requests()[:1])
         return self._next_on_agenda()
 
@@ -116,7 +119,8 @@ class UserSimulator:
         if s.turns > self.max_turns:
             return False
         if turn.act.intent == "no_match":
-            return not goal.feasible
+            # Right only when what the user has told already rules out every entry.
+            return not goal.feasible and not self.kb.match(s.told).any()
         if turn.act.intent != "book" or turn.entry is None or not goal.feasible:
             return False
         user_only = [k for k in goal.constraints if k in self.domain.user_slots]

@@ -1,0 +1,24 @@
+"""configs/dialogue.yaml must reach its target (greedy success >= 0.95 over 500 test-goal
+dialogues) within its env-step budget, with the distributed trainer (local mode).
+
+The budget is in env steps, never wall-clock: the time limit is switched off here.
+"""
+
+import pytest
+
+from textdqn.cluster.supervisor import train
+from textdqn.config import load_config
+
+pytestmark = [pytest.mark.learning, pytest.mark.timeout(1500)]
+
+ENV_STEP_BUDGET = 600_000
+
+
+def test_dialogue_reaches_095_test_success_within_budget(tmp_path):
+    config = load_config("configs/dialogue.yaml", [f"stop.env_steps={ENV_STEP_BUDGET}", "stop.time_s=0"])
+    summary = train(config, mode="ray", run_dir=str(tmp_path / "run"), live=False)
+    assert summary["reached_target"], summary["final_eval"]
+    assert summary["final_eval"]["success_rate"] >= 0.95
+    assert summary["final_eval"]["episodes"] == 500
+    assert config.eval.env_kwargs["split"] == "test"
+    assert summary["env_steps"] <= ENV_STEP_BUDGET + 40_000  # one reporting slice past the budget at most
