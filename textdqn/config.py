@@ -224,14 +224,48 @@ class NetworkConfig:
     """The Q-network shared by the learner and the actors."""
 
     hidden: tuple[int, ...] = (256, 256)
-    """widths of the MLP torso's hidden layers"""
+    """widths of the MLP torso's hidden layers (vector observations)"""
     dueling: bool = True
     """dueling head: Q = V + A − mean(A)"""
+    encoder_layers: int = 2
+    """transformer Q-network (token observations): encoder layers"""
+    encoder_width: int = 128
+    """transformer Q-network: hidden size (its feed-forward layers are 4× wider)"""
+    encoder_heads: int = 4
+    """transformer Q-network: attention heads (they must divide encoder_width)"""
+    pretrained: str = ""
+    """transformer Q-network: local directory of a transformers checkpoint whose encoder is used
+    instead of one built from encoder_*; empty builds one (token length: the env's observation)"""
+
+    _RULES: ClassVar[dict[str, Rule]] = {
+        "encoder_layers": at_least(1),
+        "encoder_width": at_least(1),
+        "encoder_heads": at_least(1),
+    }
 
     def _check(self, path: str) -> list[str]:
-        if self.hidden and min(self.hidden) >= 1:
-            return []
-        return [f"{join(path, 'hidden')} = {list(self.hidden)} needs at least one layer, each width >= 1"]
+        found = []
+        if not self.hidden or min(self.hidden) < 1:
+            hidden = join(path, "hidden")
+            found.append(f"{hidden} = {list(self.hidden)} needs at least one layer, each width >= 1")
+        if self.encoder_heads >= 1 and self.encoder_width % self.encoder_heads:
+            width, heads = join(path, "encoder_width"), join(path, "encoder_heads")
+            found.append(
+                f"{width} = {self.encoder_width} is not a multiple of {heads} = {self.encoder_heads}: "
+                "change one so that the heads divide the width"
+            )
+        if self.pretrained and not Path(self.pretrained).is_dir():
+            found.append(pretrained_missing(join(path, "pretrained"), self.pretrained))
+        return found
+
+
+def pretrained_missing(key: str, value: str) -> str:
+    """The message for a `pretrained` path that is not a local directory."""
+    return (
+        f"{key} = {value!r} is not a local directory: pass the path of a directory holding a "
+        "transformers checkpoint (config.json and weights, e.g. written by save_pretrained), or '' to "
+        "build the encoder from the encoder_* settings; nothing is downloaded"
+    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,8 +1,9 @@
-"""Q-networks: an MLP for vector observations with an optional dueling head.
+"""Q-networks: an MLP for vector observations, a transformer for token observations, both
+with an optional dueling head; `make_q_network` picks one from the env's spaces.
 
-Token observations (dialogue text, text generation) get transformer Q-networks built with
-`transformers`; those come with the language environments, and `transformers` is imported
-only there.
+The transformer Q-network is built with `transformers` from a config (nothing downloaded),
+or around a local pretrained checkpoint; `transformers` is imported only when one is made,
+so runs on vector observations do not pay for it.
 
 Weights cross process boundaries as plain numpy arrays (`state_to_numpy` /
 `load_numpy_state_`), never as pickled modules.
@@ -10,11 +11,14 @@ Weights cross process boundaries as plain numpy arrays (`state_to_numpy` /
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from textdqn.config import NetworkConfig, pretrained_missing
 from textdqn.errors import ConfigError
 
 
@@ -56,43 +60,160 @@ class MLPQNetwork(nn.Module):
     def forward(self, obs: Tensor) -> Tensor:
         """Q-values [B, A] of observations [B, obs_dim] (or [B, *shape], flattened)."""
         features = self.torso(obs.flatten(1).float())
-        advantage = self.advantage(features)
-        if self.value is None:
-            return advantage
-        # Subtracting the mean advantage makes V and A identifiable (Wang et al. 2016, eq. 9).
-        return self.value(features) + advantage - advantage.mean(dim=-1, keepdim=True)
+        return q_values(features, self.advantage, self.value)
+
+
+def q_values(features: Tensor, advantage: nn.Module, value: nn.Module | None) -> Tensor:
+    """Q [B, A] from features [B, F]: the advantage head alone, or V + A − mean(A) (dueling)."""
+    adv = advantage(features)
+    if value is None:
+        return adv
+    # Subtracting the mean advantage makes V and A identifiable (Wang et al. 2016, eq. 9).
+    return value(features) + adv - adv.mean(dim=-1, keepdim=True)
+
+
+class TransformerQNetwork(nn.Module):
+    """Q(s, ·) for token-id observations (e.g. textdqn/Dialogue-v0 with observation="tokens").
+
+    vocab_size: token ids lie in [0, vocab_size); 0 is padding, masked out of attention.
+    max_tokens: T, the observation length (the encoder's position embeddings).
+    num_actions: A, the size of the Discrete action space.
+    layers, width, heads: the encoder, a BERT encoder built from its config (random weights,
+        no dropout, feed-forward 4·width wide, SDPA attention).
+    dueling: Q = V + A − mean(A) on the pooled state; otherwise one linear head.
+    pretrained: a local directory with a transformers checkpoint (`AutoModel.from_pretrained`)
+        used as the encoder instead (layers, width, heads ignored). Its token embeddings are
+        resized to vocab_size: they carry meaning only if the env's tokenizer is the checkpoint's.
+
+    The state is the final hidden state at position 0, the [CLS] token the env puts first (and
+    keeps first when it truncates): attention can pick out what matters (the last user turn,
+    the offered entry), whereas a mean over positions would dilute it as the dialogue grows.
+
+    forward(tokens [B, T'], T' <= max_tokens, uint16/int32/int64) -> Q [B, A] (float32).
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        max_tokens: int,
+        num_actions: int,
+        layers: int = 2,
+        width: int = 128,
+        heads: int = 4,
+        dueling: bool = True,
+        pretrained: str = "",
+    ) -> None:
+        super().__init__()
+        if min(vocab_size, max_tokens, num_actions, layers, width, heads) < 1 or width % heads:
+            raise ValueError(
+                "TransformerQNetwork needs vocab_size, max_tokens, num_actions, layers, width, heads >= 1 "
+                f"and heads dividing width; got vocab_size={vocab_size}, max_tokens={max_tokens}, "
+                f"num_actions={num_actions}, layers={layers}, width={width}, heads={heads}"
+            )
+        if pretrained:
+            self.encoder = _load_encoder(pretrained, vocab_size, max_tokens)
+        else:
+            self.encoder = _build_encoder(vocab_size, max_tokens, layers, width, heads)
+        width = self.encoder.config.hidden_size
+        self.advantage = nn.Linear(width, num_actions)
+        self.value = nn.Linear(width, 1) if dueling else None
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        """Q-values [B, A] of token ids [B, T] (padded with 0)."""
+        tokens = tokens.long()
+        mask = tokens != 0
+        mask[:, 0] = True  # an all-padding row still attends somewhere: finite Q, not NaN
+        # Drop the columns that are padding in every row (exact: padding is masked out), so a
+        # batch costs its longest dialogue, not max_tokens; attention is quadratic in length.
+        length = int(mask.any(dim=0).nonzero().max()) + 1
+        tokens, mask = tokens[:, :length], mask[:, :length]
+        hidden = self.encoder(input_ids=tokens, attention_mask=mask.long()).last_hidden_state
+        return q_values(hidden[:, 0].float(), self.advantage, self.value)
+
+
+def _build_encoder(vocab_size: int, max_tokens: int, layers: int, width: int, heads: int) -> nn.Module:
+    from transformers import BertConfig, BertModel
+
+    config = BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=width,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=4 * width,
+        max_position_embeddings=max_tokens,
+        type_vocab_size=1,
+        # Dropout would make Q(s') noisy in the TD targets; the replay's variety regularises.
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        pad_token_id=0,
+        attn_implementation="sdpa",
+    )
+    return BertModel(config, add_pooling_layer=False)
+
+
+def _load_encoder(path: str, vocab_size: int, max_tokens: int) -> nn.Module:
+    from transformers import AutoModel
+
+    if not Path(path).is_dir():
+        raise ConfigError(pretrained_missing("network.pretrained", path))
+    try:
+        encoder = AutoModel.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError) as e:
+        raise ConfigError(
+            f"network.pretrained = {path!r} cannot be loaded as a transformers model ({e}); "
+            "pass a directory written by save_pretrained"
+        ) from None
+    positions = getattr(encoder.config, "max_position_embeddings", max_tokens)
+    if positions < max_tokens:
+        raise ConfigError(
+            f"network.pretrained = {path!r} takes at most {positions} tokens but observations have "
+            f"{max_tokens}: lower the env's max_tokens to {positions} or use another checkpoint"
+        )
+    if encoder.get_input_embeddings().num_embeddings != vocab_size:
+        encoder.resize_token_embeddings(vocab_size)
+    return encoder
 
 
 def make_q_network(
-    observation_space: gym.spaces.Space,
-    action_space: gym.spaces.Space,
-    hidden: tuple[int, ...],
-    dueling: bool,
+    observation_space: gym.spaces.Space, action_space: gym.spaces.Space, config: NetworkConfig
 ) -> nn.Module:
     """The Q-network for an env's spaces (single-env spaces, not batched vector-env ones).
 
-    Supported: a Discrete action space, and a Box observation space of floats (-> MLPQNetwork
-    over the flattened observation). Raises ConfigError for anything else; token-id
-    observations will be served by the transformer Q-network of the language envs.
+    Supported: a Discrete action space, with a Box observation space of floats (MLPQNetwork
+    over the flattened observation) or a 1-D Box of integer token ids >= 0 (TransformerQNetwork,
+    vocabulary high.max() + 1, length shape[0]). Raises ConfigError for anything else.
     """
     if not isinstance(action_space, gym.spaces.Discrete):
         raise ConfigError(
             f"textdqn's Q-networks need a Discrete action space, got {action_space}; "
             "use an env with Discrete actions (or wrap yours to discretize them)"
         )
+    num_actions = int(action_space.n)
     if isinstance(observation_space, gym.spaces.Box):
-        if np.issubdtype(observation_space.dtype, np.floating):
-            obs_dim = int(np.prod(observation_space.shape))
-            return MLPQNetwork(obs_dim, int(action_space.n), tuple(hidden), dueling)
+        space = observation_space
+        if np.issubdtype(space.dtype, np.floating):
+            obs_dim = int(np.prod(space.shape))
+            return MLPQNetwork(obs_dim, num_actions, tuple(config.hidden), config.dueling)
+        if np.issubdtype(space.dtype, np.integer) and len(space.shape) == 1 and space.low.min() >= 0:
+            return TransformerQNetwork(
+                vocab_size=int(space.high.max()) + 1,
+                max_tokens=int(space.shape[0]),
+                num_actions=num_actions,
+                layers=config.encoder_layers,
+                width=config.encoder_width,
+                heads=config.encoder_heads,
+                dueling=config.dueling,
+                pretrained=config.pretrained,
+            )
         raise ConfigError(
-            f"observation space {observation_space} holds {observation_space.dtype} values; the MLP "
-            "Q-network takes float Box observations. Integer observations look like token ids: "
-            "token observations need the transformer Q-network (coming with the language envs)"
+            f"observation space {space} holds {space.dtype} values of shape {space.shape}: the MLP "
+            "Q-network takes float Box observations, the transformer Q-network token ids (a 1-D "
+            "integer Box [T] with low >= 0)"
         )
     raise ConfigError(
         f"no Q-network for observation space {observation_space}: supported are float Box "
-        "observations (MLP Q-network); token observations need the transformer Q-network "
-        "(coming with the language envs)"
+        "observations (MLP Q-network) and 1-D integer Box observations of token ids "
+        "(transformer Q-network)"
     )
 
 
@@ -126,6 +247,6 @@ def _to_tensor(array: np.ndarray) -> Tensor:
     return torch.from_numpy(array) if array.flags.writeable else torch.tensor(array)
 
 
-def make_acting_network(envs: gym.vector.VectorEnv, hidden: tuple[int, ...], dueling: bool) -> nn.Module:
+def make_acting_network(envs: gym.vector.VectorEnv, config: NetworkConfig) -> nn.Module:
     """The Q-network for one env of `envs`, in eval mode: what actors and evaluators act with."""
-    return make_q_network(envs.single_observation_space, envs.single_action_space, hidden, dueling).eval()
+    return make_q_network(envs.single_observation_space, envs.single_action_space, config).eval()

@@ -143,3 +143,21 @@ def test_sample_age_is_measured_from_versions():
     batch = dataclasses.replace(s.batch, policy_version=np.array([7, 5, 5, 5, 5, 5, 5, 3], np.int32))
     result = learner.update(dataclasses.replace(s, batch=batch))
     assert result.sample_age_max == 4 and result.sample_age_mean == pytest.approx((0 + 2 * 6 + 4) / 8)
+
+
+def test_updates_on_token_observations_train_the_transformer():
+    space = gym.spaces.Box(0, 29, (10,), np.uint16)
+    config = Config(
+        network=NetworkConfig(encoder_layers=1, encoder_width=16, encoder_heads=2),
+        learner=LearnerConfig(device="cpu", lr=1e-2),
+    )
+    learner = Learner(config, space, SPACES[1])
+    s = _sample(reward=2.0)
+    obs = np.zeros((8, 10), np.uint16)
+    obs[:, 0] = 2
+    obs[:, 1:4] = np.arange(24).reshape(8, 3) + 5  # [CLS], three tokens, padding
+    sample = dataclasses.replace(s, batch=dataclasses.replace(s.batch, obs=obs, next_obs=obs))
+    first = learner.update(sample)
+    for _ in range(50):
+        result = learner.update(sample)
+    assert result.priorities.max() < 0.5 < first.priorities.min()

@@ -7,8 +7,15 @@ import numpy as np
 import pytest
 import torch
 
+from textdqn.config import Config, NetworkConfig, validate
 from textdqn.errors import ConfigError
-from textdqn.networks import MLPQNetwork, load_numpy_state_, make_q_network, state_to_numpy
+from textdqn.networks import (
+    MLPQNetwork,
+    TransformerQNetwork,
+    load_numpy_state_,
+    make_q_network,
+    state_to_numpy,
+)
 
 
 def _net(seed, dueling=True, obs_dim=4, num_actions=3):
@@ -53,7 +60,7 @@ def test_bad_sizes_raise():
 def test_make_q_network_for_cartpole():
     env = gym.make("CartPole-v1")
     try:
-        net = make_q_network(env.observation_space, env.action_space, hidden=(16,), dueling=True)
+        net = make_q_network(env.observation_space, env.action_space, NetworkConfig(hidden=(16,)))
         obs = np.stack([env.observation_space.sample() for _ in range(7)])
     finally:
         env.close()
@@ -66,13 +73,14 @@ def test_make_q_network_for_cartpole():
     [
         (gym.spaces.Box(-1, 1, (4,)), gym.spaces.Box(-1, 1, (2,)), "Discrete action"),
         (gym.spaces.Discrete(5), gym.spaces.Discrete(2), "float Box"),
-        (gym.spaces.Box(0, 100, (16,), dtype=np.int32), gym.spaces.Discrete(2), "token"),
+        (gym.spaces.Box(0, 100, (4, 4), dtype=np.int32), gym.spaces.Discrete(2), "token ids"),
+        (gym.spaces.Box(-1, 100, (16,), dtype=np.int32), gym.spaces.Discrete(2), "low >= 0"),
         (gym.spaces.Dict({"x": gym.spaces.Box(-1, 1, (2,))}), gym.spaces.Discrete(2), "transformer"),
     ],
 )
 def test_unsupported_spaces_raise_config_error(obs_space, act_space, needle):
     with pytest.raises(ConfigError, match=needle):
-        make_q_network(obs_space, act_space, hidden=(8,), dueling=False)
+        make_q_network(obs_space, act_space, NetworkConfig(hidden=(8,), dueling=False))
 
 
 def test_numpy_state_round_trip_gives_identical_outputs():
@@ -111,3 +119,106 @@ def test_loading_a_mismatched_state_raises():
     state = state_to_numpy(_net(0, num_actions=3))
     with pytest.raises(RuntimeError, match="advantage"):
         load_numpy_state_(_net(0, num_actions=2), state)
+
+
+# --- transformer Q-network (token observations) ---
+
+VOCAB, T = 20, 12
+TINY = {"layers": 1, "width": 16, "heads": 2}
+
+
+def _tokens(rows: int = 4, length: int = 8, seed: int = 0) -> torch.Tensor:
+    """[CLS]-first token rows with 2..length real tokens, padded with 0 to T."""
+    gen = torch.Generator().manual_seed(seed)
+    tokens = torch.zeros(rows, T, dtype=torch.int64)
+    for row in range(rows):
+        n = 2 + row % (length - 1)
+        tokens[row, 0] = 2
+        tokens[row, 1:n] = torch.randint(3, VOCAB, (n - 1,), generator=gen)
+    return tokens
+
+
+def _transformer(dueling=True, seed=0):
+    torch.manual_seed(seed)
+    return TransformerQNetwork(VOCAB, T, 5, dueling=dueling, **TINY).eval()
+
+
+def test_transformer_gives_q_per_action_for_any_integer_dtype():
+    net, tokens = _transformer(), _tokens()
+    with torch.no_grad():
+        q = net(tokens)
+        assert q.shape == (4, 5) and q.dtype == torch.float32 and torch.isfinite(q).all()
+        for dtype in (torch.uint16, torch.int32):
+            torch.testing.assert_close(net(tokens.to(dtype)), q)
+        assert torch.isfinite(net(torch.zeros(2, T, dtype=torch.int64))).all()  # all padding
+
+
+def test_transformer_ignores_padding():
+    net, tokens = _transformer(), _tokens(length=6)
+    longer = torch.cat([tokens, torch.zeros(4, 4, dtype=tokens.dtype)], dim=1)[:, :T]
+    with torch.no_grad():
+        q, q_short = net(tokens), net(tokens[:, :6])
+        torch.testing.assert_close(net(longer), q)
+        torch.testing.assert_close(q_short, q)  # fewer pad positions, same Q
+        for row in range(4):  # alone, a row needs no padding; in the batch it is padded
+            torch.testing.assert_close(net(tokens[row : row + 1]), q[row : row + 1])
+        net.encoder.get_input_embeddings().weight[0].add_(5.0)  # what a pad embeds: irrelevant
+        torch.testing.assert_close(net(tokens), q)
+        changed = tokens.clone()
+        changed[:, 1] = (changed[:, 1] + 1 - 3) % (VOCAB - 3) + 3  # a real token: Q moves
+        assert not torch.allclose(net(changed), q)
+
+
+def test_transformer_dueling_head_is_value_plus_centred_advantage():
+    net, tokens = _transformer(), _tokens()
+    with torch.no_grad():
+        q = net(tokens)
+        hidden = net.encoder(input_ids=tokens, attention_mask=(tokens != 0).long()).last_hidden_state[:, 0]
+        adv, value = net.advantage(hidden), net.value(hidden)
+    torch.testing.assert_close(q - q.mean(-1, keepdim=True), adv - adv.mean(-1, keepdim=True))
+    torch.testing.assert_close(q.mean(-1), value.squeeze(-1))
+    plain = _transformer(dueling=False)
+    assert plain.value is None and plain(tokens).shape == (4, 5)
+
+
+def test_make_q_network_dispatches_token_boxes_to_the_transformer():
+    space = gym.spaces.Box(0, VOCAB - 1, (T,), np.uint16)
+    config = NetworkConfig(encoder_layers=1, encoder_width=16, encoder_heads=2, dueling=False)
+    net = make_q_network(space, gym.spaces.Discrete(3), config)
+    assert isinstance(net, TransformerQNetwork) and net.value is None
+    assert net.encoder.get_input_embeddings().num_embeddings == VOCAB
+    assert net.encoder.config.max_position_embeddings == T
+    obs = np.stack([space.sample() for _ in range(3)])
+    assert net(torch.from_numpy(obs)).shape == (3, 3)
+    other = make_q_network(space, gym.spaces.Discrete(3), config)
+    load_numpy_state_(other, state_to_numpy(net))  # weights travel as numpy, as for the MLP
+    with torch.no_grad():
+        torch.testing.assert_close(other(torch.from_numpy(obs)), net(torch.from_numpy(obs)))
+
+
+def test_pretrained_encoder_loads_from_a_local_directory(tmp_path):
+    source = _transformer()
+    source.encoder.save_pretrained(tmp_path / "encoder")
+    net = TransformerQNetwork(VOCAB + 3, T, 5, pretrained=str(tmp_path / "encoder")).eval()
+    assert net.encoder.get_input_embeddings().num_embeddings == VOCAB + 3  # resized to the env's
+    torch.testing.assert_close(
+        net.encoder.encoder.layer[0].attention.self.query.weight,
+        source.encoder.encoder.layer[0].attention.self.query.weight,
+    )
+    with pytest.raises(ConfigError, match="max_tokens"):
+        TransformerQNetwork(VOCAB, T + 1, 5, pretrained=str(tmp_path / "encoder"))
+
+
+def test_missing_pretrained_path_is_a_config_error(tmp_path):
+    missing = str(tmp_path / "nope")
+    with pytest.raises(ConfigError, match=r"network\.pretrained = .*nope.* not a local directory"):
+        TransformerQNetwork(VOCAB, T, 5, pretrained=missing)
+    with pytest.raises(ConfigError, match=r"network\.pretrained"):
+        validate(Config(network=NetworkConfig(pretrained=missing)))
+
+
+def test_encoder_heads_must_divide_the_width():
+    with pytest.raises(ConfigError, match=r"network\.encoder_width = 30 is not a multiple of"):
+        validate(Config(network=NetworkConfig(encoder_width=30, encoder_heads=4)))
+    with pytest.raises(ValueError, match="heads dividing width"):
+        TransformerQNetwork(VOCAB, T, 5, layers=1, width=30, heads=4)

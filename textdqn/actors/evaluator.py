@@ -48,7 +48,7 @@ class Evaluator:
         self.num_envs = config.eval.num_envs
         env = dataclasses.replace(config.env, kwargs={**config.env.kwargs, **config.eval.env_kwargs})
         self.envs = make_vector_env(env, self.num_envs)
-        self.net = make_acting_network(self.envs, config.network.hidden, config.network.dueling)
+        self.net = make_acting_network(self.envs, config.network)
         self._seed = seed
 
     @torch.no_grad()

@@ -50,7 +50,7 @@ class RolloutWorker:
         self.index = worker_index
         num_envs = config.env.num_envs
         self.envs = make_vector_env(config.env, num_envs)
-        self.net = make_acting_network(self.envs, config.network.hidden, config.network.dueling)
+        self.net = make_acting_network(self.envs, config.network)
         self.version = -1
         self.env_steps = 0
         self.num_envs = num_envs

@@ -55,8 +55,7 @@ class Learner:
         self.config = config.learner
         torch.set_num_threads(self.config.torch_threads)
         self.device = resolve_device(device or self.config.device)
-        net = config.network
-        self.online = make_q_network(observation_space, action_space, net.hidden, net.dueling).to(self.device)
+        self.online = make_q_network(observation_space, action_space, config.network).to(self.device)
         self.target = copy.deepcopy(self.online).requires_grad_(False)
         self.optimizer = torch.optim.Adam(
             self.online.parameters(), lr=self.config.lr, eps=self.config.adam_eps

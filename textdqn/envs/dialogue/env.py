@@ -8,21 +8,58 @@ updated from what the NLU *perceives* of that answer.
 Reward (TC-Bot): −1 a turn; at the end +2·max_turns on success, −max_turns on failure.
 Observation "vector": belief-state features (last user intent, informed / confirmed /
 requested slots, the agent's last act, turn, knowledge-base match counts, offer state).
+Observation "tokens": the dialogue so far as text (`transcript`, rendered from the domain's
+templates), tokenized by the domain's word-level tokenizer into `max_tokens` uint16 ids
+([CLS], [USR]/[SYS] before each turn, the most recent tokens kept, padded with 0).
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
 
 import gymnasium as gym
 import numpy as np
 
+from textdqn.envs.dialogue import text
 from textdqn.envs.dialogue.acts import USER_INTENTS, SystemAct, UserAct, system_acts
 from textdqn.envs.dialogue.agents import rule_action
-from textdqn.envs.dialogue.domain import load_domain, make_goals, make_kb
+from textdqn.envs.dialogue.domain import Domain, KnowledgeBase, UserGoal, load_domain, make_goals, make_kb
 from textdqn.envs.dialogue.user_simulator import SystemTurn, UserSimulator, perceive
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
+
 _MATCH_BUCKETS = (0, 1, 2, 6)  # match-count buckets: 0, 1, 2–5, 6+
+OBSERVATIONS = ("vector", "tokens")
+
+
+class TranscribedUser(UserSimulator):
+    """The user simulator, writing down every turn to and from it as text in `transcript`.
+
+    The user's side is what the user said (its own act, before NLU noise); the system's is
+    its act with the arguments the environment resolved. Template variants are drawn from a
+    generator jumped ahead of the env's at each reset, which draws nothing from the env's, so
+    recording text leaves the env's random stream (goals, NLU noise) as it was.
+    """
+
+    def __init__(self, domain: Domain, kb: KnowledgeBase, max_turns: int = 40) -> None:
+        super().__init__(domain, kb, max_turns)
+        self.transcript: list[tuple[str, str]] = []
+        self._rng = np.random.default_rng(0)
+
+    def reset(self, goal: UserGoal, rng: np.random.Generator) -> UserAct:
+        self._rng = np.random.Generator(rng.bit_generator.jumped())
+        act = super().reset(goal, rng)
+        self.transcript = [("user", text.render_user(act, self.domain, self._rng))]
+        return act
+
+    def respond(self, turn: SystemTurn) -> UserAct:
+        self.transcript.append(("system", text.render_system(turn, self.domain, self.kb, self._rng)))
+        act = super().respond(turn)
+        self.transcript.append(("user", text.render_user(act, self.domain, self._rng)))
+        return act
 
 
 class DialogueEnv(gym.Env):
@@ -34,6 +71,9 @@ class DialogueEnv(gym.Env):
         max_turns: dialogue length limit, counting user and system turns.
         split: "train" or "test" goals.
         kb_seed: seed of the knowledge base and the goals (fixed per domain by default).
+        observation: "vector" (belief-state features, float32) or "tokens" (the transcript's
+            token ids, uint16 [max_tokens]).
+        max_tokens: length of "tokens" observations.
     """
 
     metadata: ClassVar[dict] = {"render_modes": []}
@@ -45,9 +85,16 @@ class DialogueEnv(gym.Env):
         max_turns: int = 40,
         split: str = "train",
         kb_seed: int = 0,
+        observation: str = "vector",
+        max_tokens: int = 256,
     ) -> None:
         if split not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        if observation not in OBSERVATIONS:
+            raise ValueError(f"observation must be one of {OBSERVATIONS}, got {observation!r}")
+        if max_tokens < 2:
+            raise ValueError(f"max_tokens must be >= 2 ([CLS] and one token), got {max_tokens}")
+        self.observation, self.max_tokens = observation, int(max_tokens)
         self.domain = load_domain(domain)
         self.kb = make_kb(self.domain, kb_seed)
         train, test = make_goals(self.domain, self.kb, kb_seed)
@@ -55,7 +102,7 @@ class DialogueEnv(gym.Env):
         self.acts = system_acts(self.domain)
         self.act_index = {(a.intent, a.slot): i for i, a in enumerate(self.acts)}
         self.nlu_error, self.max_turns = float(nlu_error), int(max_turns)
-        self.user = UserSimulator(self.domain, self.kb, max_turns)
+        self.user = TranscribedUser(self.domain, self.kb, max_turns)
         d = self.domain
         self._size = (
             len(USER_INTENTS)
@@ -67,7 +114,27 @@ class DialogueEnv(gym.Env):
             + 2
         )
         self.action_space = gym.spaces.Discrete(len(self.acts))
-        self.observation_space = gym.spaces.Box(0.0, 1.0, (self._size,), np.float32)
+        if observation == "tokens":
+            high = len(self.tokenizer) - 1
+            self.observation_space = gym.spaces.Box(0, high, (self.max_tokens,), np.uint16)
+        else:
+            self.observation_space = gym.spaces.Box(0.0, 1.0, (self._size,), np.float32)
+
+    # --- text ---
+
+    @property
+    def transcript(self) -> list[tuple[str, str]]:
+        """The current dialogue as ("user" | "system", text) turns, oldest first."""
+        return self.user.transcript
+
+    @cached_property
+    def tokenizer(self) -> PreTrainedTokenizerFast:
+        """The domain's word-level tokenizer (built on first use; the same ids in every process)."""
+        return text.build_tokenizer(self.domain)
+
+    def save_tokenizer(self, directory: str | Path) -> Path:
+        """Write the tokenizer to `directory` (e.g. the run directory's tokenizer/); returns it."""
+        return text.save_tokenizer(self.tokenizer, directory)
 
     # --- belief state ---
 
@@ -110,6 +177,8 @@ class DialogueEnv(gym.Env):
         return mask
 
     def _observation(self) -> np.ndarray:
+        if self.observation == "tokens":
+            return text.encode_dialogue(self.tokenizer, self.transcript, self.max_tokens)
         d, obs = self.domain, []
         obs += [float(self.last_user == i) for i in USER_INTENTS]
         obs += [float(s in self.heard) for s in d.informable]

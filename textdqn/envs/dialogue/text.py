@@ -1,0 +1,215 @@
+"""Dialogue acts as natural language, and the word-level tokenizer of a domain.
+
+Pure functions, no gym: `render_user` / `render_system` turn the acts exchanged with the
+user simulator into text from the domain file's `templates` (a variant drawn with the rng
+given), `render_goal` describes a user goal on one line, `build_tokenizer` makes the
+domain's tokenizer and `encode_dialogue` turns a transcript into the fixed-length token ids
+of `textdqn/Dialogue-v0`'s "tokens" observations.
+
+Templates fill `{slot}`, `{value}`, `{entity}` and `{summary}`; `templates.system.summary`
+describes a knowledge-base entry with its slots by name (`{moviename} at {theater}`). The
+English lives in the domain files, never here. A placeholder must be separated from the
+words around it by a space or punctuation, so that every word the templates can produce is
+a word of the tokenizer's vocabulary.
+
+`transformers` and `tokenizers` are imported by the functions that need them only.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from textdqn.envs.dialogue.acts import UserAct
+from textdqn.envs.dialogue.domain import Domain, KnowledgeBase, UserGoal
+from textdqn.errors import ConfigError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
+
+    from textdqn.envs.dialogue.user_simulator import SystemTurn
+
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[USR]", "[SYS]")
+"""Ids 0..4 of every domain's tokenizer, in this order; [PAD] = 0 is the padding id."""
+PAD_ID = 0
+DONT_CARE = "any"
+"""The value the user simulator informs for a slot it does not care about."""
+SPEAKERS = {"user": "[USR]", "system": "[SYS]"}
+"""Transcript speakers and the token that opens each of their turns."""
+_JOIN = ", "  # between the clauses of one turn (punctuation only: no English here)
+_CLAUSE_INTENTS = ("inform", "request", "dont_care")  # user intents said by their slots alone
+
+
+def render_user(act: UserAct, domain: Domain, rng: np.random.Generator) -> str:
+    """What the user says for `act`: the intent's template (greeting, accept, reject, ...), a
+    clause per informed slot (`correct` for a reject's corrected constraint, `dont_care` for
+    the value "any"), then a clause per requested slot, joined by commas."""
+    parts = [] if act.intent in _CLAUSE_INTENTS else [_fill(domain, "user", act.intent, rng)]
+    if act.intent != "confirm_yes":  # "yes" confirms the value the system just said
+        clause = "correct" if act.intent == "reject" else "inform"
+        for slot, value in act.inform.items():
+            key = "dont_care" if value == DONT_CARE else clause
+            parts.append(_fill(domain, "user", key, rng, slot=slot, value=value))
+    parts += [_fill(domain, "user", "request", rng, slot=slot) for slot in act.request]
+    return _JOIN.join(parts)
+
+
+def render_system(turn: SystemTurn, domain: Domain, kb: KnowledgeBase, rng: np.random.Generator) -> str:
+    """What the system says for `turn` (its act with the value or entry the env resolved).
+
+    Offers and bookings describe their entry with `templates.system.summary` (`no_entry`
+    without one); a confirm without a value asks for the slot, an inform without one says
+    the system cannot tell (`unknown`).
+    """
+    intent, slot, value = turn.act.intent, turn.act.slot, turn.value
+    if intent in ("offer", "book"):
+        if turn.entry is None:
+            return _fill(domain, "system", "no_entry", rng, entity=domain.entity)
+        summary = _fill(domain, "system", "summary", rng, **kb.entry(turn.entry))
+        return _fill(domain, "system", intent, rng, entity=domain.entity, summary=summary)
+    if intent in ("confirm", "inform") and value is None:
+        intent = "request" if intent == "confirm" else "unknown"
+    return _fill(domain, "system", intent, rng, slot=slot, value=value, entity=domain.entity)
+
+
+def render_goal(goal: UserGoal, domain: Domain) -> str:
+    """One line describing `goal`: its constraints, its requests, whether any entry fits."""
+    constraints = ", ".join(f"{slot}={value}" for slot, value in goal.constraints.items())
+    requests = ", ".join(goal.requests) or "none"
+    feasible = "feasible" if goal.feasible else "infeasible"
+    return f"{domain.name} goal: {constraints}; requests: {requests}; {feasible}"
+
+
+def _templates(domain: Domain, side: str, key: str) -> tuple[str, ...]:
+    found = domain.templates.get(side, {}).get(key)
+    if not found:
+        raise ConfigError(
+            f"domain {domain.name!r} has no templates.{side}.{key}: add a list of sentences for it "
+            "to the domain file (see textdqn/envs/dialogue/domains/movies.yaml)"
+        )
+    return found
+
+
+def _fill(domain: Domain, side: str, key: str, rng: np.random.Generator, **fields: object) -> str:
+    variants = _templates(domain, side, key)
+    template = variants[int(rng.integers(len(variants)))]
+    try:
+        return template.format(**fields)
+    except (KeyError, IndexError) as e:
+        raise ConfigError(
+            f"domain {domain.name!r}: templates.{side}.{key} {template!r} uses placeholder {e}, "
+            f"which is not available there; available: {sorted(fields)}"
+        ) from None
+
+
+# --- tokens ---
+
+
+def build_tokenizer(domain: Domain) -> PreTrainedTokenizerFast:
+    """A word-level tokenizer over every word `domain`'s dialogues can contain.
+
+    The vocabulary is the special tokens (ids 0..4, see SPECIAL_TOKENS), then, sorted, every
+    word of the templates (each placeholder filled with each of its possible values), the slot
+    names, the slot values and the entity: the same ids in every process. Text is lowercased
+    and split at whitespace and at each punctuation character.
+    """
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    normalizer = normalizers.Lowercase()
+    pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation("isolated")]
+    )
+    words: set[str] = set()
+    for text in _all_text(domain):
+        words.update(w for w, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)))
+    vocab = {token: i for i, token in enumerate((*SPECIAL_TOKENS, *sorted(words - set(SPECIAL_TOKENS))))}
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tokenizer.normalizer = normalizer
+    tokenizer.pre_tokenizer = pre_tokenizer
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        pad_token="[PAD]",
+        unk_token="[UNK]",
+        cls_token="[CLS]",
+        extra_special_tokens=list(SPEAKERS.values()),
+    )
+
+
+def _all_text(domain: Domain) -> Iterator[str]:
+    values = {v for slot in domain.slots for v in domain.values(slot)}
+    candidates: dict[str, Sequence[str]] = {
+        "slot": domain.slots,
+        "value": sorted(values | {DONT_CARE}),
+        "entity": (domain.entity,),
+        **domain.kb_slots,
+    }
+    system = domain.templates.get("system", {})
+    candidates["summary"] = sorted(set(_variants(domain, system.get("summary", ()), candidates)))
+    yield from (*domain.slots, *candidates["value"], domain.entity, _JOIN)
+    for side in domain.templates.values():
+        for templates in side.values():
+            yield from _variants(domain, templates, candidates)
+
+
+def _variants(domain: Domain, templates: Sequence[str], candidates: dict) -> Iterator[str]:
+    """Each template with one placeholder at a time taking each of its candidate values (the
+    others their first): every word next to every placeholder value, at linear cost."""
+    for template in templates:
+        names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+        unknown = sorted(set(names) - set(candidates))
+        if unknown:
+            raise ConfigError(
+                f"domain {domain.name!r}: template {template!r} uses unknown placeholders {unknown}; "
+                f"known: {sorted(candidates)}"
+            )
+        first = {name: candidates[name][0] for name in names}
+        yield template.format(**first)
+        for name in dict.fromkeys(names):
+            for value in candidates[name]:
+                yield template.format(**{**first, name: value})
+
+
+def encode_dialogue(
+    tokenizer: PreTrainedTokenizerFast, turns: Sequence[tuple[str, str]], max_tokens: int
+) -> np.ndarray:
+    """uint16 [max_tokens] token ids of a transcript of (speaker, text) turns.
+
+    [CLS], then each turn opened by [USR] or [SYS] (speaker "user" or "system"). When too
+    long, [CLS] stays first and the most recent tokens are kept; the rest is padded with 0.
+    """
+    if max_tokens < 2:
+        raise ValueError(f"max_tokens must be >= 2 ([CLS] and one token), got {max_tokens}")
+    unknown = {speaker for speaker, _ in turns} - set(SPEAKERS)
+    if unknown:
+        raise ValueError(f"transcript speakers must be one of {sorted(SPEAKERS)}, got {sorted(unknown)}")
+    encoded = tokenizer.backend_tokenizer.encode_batch([text for _, text in turns], add_special_tokens=False)
+    marker = {speaker: tokenizer.convert_tokens_to_ids(token) for speaker, token in SPEAKERS.items()}
+    body = [i for (speaker, _), e in zip(turns, encoded, strict=True) for i in (marker[speaker], *e.ids)]
+    body = body[-(max_tokens - 1) :]  # the most recent tokens
+    out = np.full(max_tokens, PAD_ID, dtype=np.uint16)
+    out[0] = tokenizer.convert_tokens_to_ids("[CLS]")
+    out[1 : 1 + len(body)] = body
+    return out
+
+
+def save_tokenizer(tokenizer: PreTrainedTokenizerFast, directory: str | Path) -> Path:
+    """Write `tokenizer` to `directory` (tokenizer.json + tokenizer_config.json, created if
+    needed); `load_tokenizer(directory)` or `AutoTokenizer.from_pretrained` reads it back."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tokenizer.save_pretrained(str(directory))
+    return directory
+
+
+def load_tokenizer(directory: str | Path) -> PreTrainedTokenizerFast:
+    """A tokenizer written by `save_tokenizer` (e.g. the one in a run directory)."""
+    from transformers import PreTrainedTokenizerFast
+
+    if not (Path(directory) / "tokenizer.json").is_file():
+        raise ConfigError(f"{directory} holds no tokenizer.json: pass a directory written by save_tokenizer")
+    return PreTrainedTokenizerFast.from_pretrained(str(directory))
