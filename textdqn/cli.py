@@ -88,12 +88,16 @@ def evaluate(
         str, typer.Option(help="greedy (the run's checkpoint), or a baseline: rule | random.")
     ] = "greedy",
     env: Annotated[str | None, typer.Option(help="Env id for a baseline without a run directory.")] = None,
+    show: Annotated[
+        int, typer.Option(help="Print this many episodes as text (language envs) instead of metrics.")
+    ] = 0,
     overrides: Overrides = None,
 ) -> None:
     """Evaluate a run's greedy policy, or a baseline agent, and print its metrics.
 
     Examples: `textdqn eval runs/dialogue-...`;
-    `textdqn eval --agent rule --env textdqn/Dialogue-v0 --set env.kwargs.split=test --episodes 500`.
+    `textdqn eval --agent rule --env textdqn/Dialogue-v0 --set env.kwargs.split=test --episodes 500`;
+    `textdqn eval runs/dialogue-... --show 3` prints three evaluation dialogues as transcripts.
     """
     from textdqn.actors.evaluator import BASELINES, Evaluator, baseline_policy
     from textdqn.networks import state_to_numpy
@@ -101,13 +105,20 @@ def evaluate(
     try:
         cfg, state, title = _eval_setup(run_dir, agent, env, overrides or [])
         evaluator = Evaluator(cfg)
+        if agent != "greedy" and agent not in BASELINES:
+            raise ConfigError(f"--agent {agent!r} is not known: use greedy, {' or '.join(BASELINES)}")
+        if show:
+            weights = None
+            if agent == "greedy":
+                evaluator.net.load_state_dict(state["online"])
+                weights = state_to_numpy(evaluator.net)
+            _print_episodes(title, evaluator.show(agent, show, weights))
+            return
         if agent == "greedy":
             evaluator.net.load_state_dict(state["online"])
             result = evaluator.evaluate(state_to_numpy(evaluator.net), episodes)
-        elif agent in BASELINES:
-            result = evaluator.run(baseline_policy(agent, evaluator.envs, cfg.run.seed), episodes)
         else:
-            raise ConfigError(f"--agent {agent!r} is not known: use greedy, {' or '.join(BASELINES)}")
+            result = evaluator.run(baseline_policy(agent, evaluator.envs, cfg.run.seed), episodes)
     except TextDQNError as e:
         _fail(e)
     table = Table(title=title)
@@ -116,6 +127,15 @@ def evaluate(
     for key, value in result.items():
         table.add_row(key, f"{value:.4g}")
     console.print(table)
+
+
+def _print_episodes(title: str, episodes: list) -> None:
+    console.rule(title)
+    for i, episode in enumerate(episodes, 1):
+        outcome = ", ".join(f"{k} {v:g}" for k, v in episode.outcome.items())
+        console.print(f"[bold]episode {i}[/bold]", highlight=False)
+        console.print(episode.text, markup=False, highlight=False, soft_wrap=True)
+        console.print(f"outcome: {outcome}\n", highlight=False)
 
 
 def _eval_setup(run_dir: Path | None, agent: str, env: str | None, overrides: list[str]):

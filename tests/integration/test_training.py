@@ -107,3 +107,41 @@ def test_resume_continues_counters_and_eval_reads_the_run(tmp_path):
     result = CliRunner().invoke(app, ["eval", str(run_dir), "--episodes", "3"])
     assert result.exit_code == 0, result.output
     assert "return_mean" in result.output
+
+
+def test_token_dialogue_run_keeps_its_tokenizer_and_shows_transcripts(tmp_path):
+    from typer.testing import CliRunner
+
+    from textdqn.cli import app
+    from textdqn.envs.dialogue.text import load_tokenizer
+
+    cfg = load_config(
+        "configs/dialogue-text.yaml",
+        [
+            "env.num_envs=2",
+            "env.kwargs.max_tokens=64",
+            "actors.warm_start_steps=100",
+            "actors.steps_per_call=64",
+            "network.encoder_layers=1",
+            "network.encoder_width=16",
+            "learner.batch_size=8",
+            "learner.torch_threads=1",
+            "replay.rate_limiter.min_size_to_sample=100",
+            "eval.every_env_steps=0",
+            "eval.episodes=2",
+            "eval.num_envs=2",
+            "stop.updates=10",
+            "stop.time_s=60",
+        ],
+    )
+    run_dir = tmp_path / "run"
+    summary = train(cfg, mode="serial", run_dir=str(run_dir), live=False)
+    assert summary["updates"] >= 10 and summary["final_eval"]["episodes"] == 2
+    tokenizer = load_tokenizer(run_dir / "tokenizer")
+    assert tokenizer.convert_tokens_to_ids("booked") != tokenizer.unk_token_id
+    result = CliRunner().invoke(app, ["eval", str(run_dir), "--show", "2"])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("movies goal:") == 2 and result.output.count("outcome:") == 2
+    assert "user:" in result.output and "system:" in result.output
+    rule = CliRunner().invoke(app, ["eval", str(run_dir), "--agent", "rule", "--show", "1"])
+    assert rule.exit_code == 0 and "which" in rule.output  # the rule agent asks for slots

@@ -71,3 +71,26 @@ def test_cli_eval_of_baselines_and_its_errors():
     assert no_target.exit_code == 2 and "--agent rule|random" in no_target.output
     unknown = runner.invoke(app, ["eval", "--agent", "oracle", "--env", "CartPole-v1"])
     assert unknown.exit_code == 2 and "not known" in unknown.output
+
+
+def test_show_prints_dialogues_as_text_and_needs_a_language_env():
+    result = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "--agent",
+            "rule",
+            "--env",
+            "textdqn/Dialogue-v0",
+            "--set",
+            "env.kwargs.split=test",
+            "--show",
+            "2",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.count("movies goal:") == 2 and "  user:" in result.output
+    outcomes = [line for line in result.output.splitlines() if line.startswith("outcome:")]
+    assert len(outcomes) == 2 and all("success" in o and "turns" in o for o in outcomes)
+    cartpole = CliRunner().invoke(app, ["eval", "--agent", "random", "--env", "CartPole-v1", "--show", "1"])
+    assert cartpole.exit_code == 2 and "without --show" in cartpole.output

@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import NamedTuple
 
 import gymnasium as gym
 import numpy as np
 import torch
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from textdqn.actors.exploration import masked_argmax
 from textdqn.config import Config
-from textdqn.envs import action_masks, envs_have, episode_infos, make_vector_env
+from textdqn.envs import action_masks, envs_have, episode_infos, make_env, make_vector_env
 from textdqn.errors import ConfigError
 from textdqn.networks import load_numpy_state_, make_acting_network
+
+
+class Episode(NamedTuple):
+    """One shown episode: the env's text of it and its outcome (return, success, turns, ...)."""
+
+    text: str
+    outcome: dict[str, float]
+
 
 Policy = Callable[[np.ndarray, "np.ndarray | None"], np.ndarray]
 BASELINES = ("random", "rule")
@@ -48,6 +58,7 @@ class Evaluator:
         self.num_envs = config.eval.num_envs
         env = dataclasses.replace(config.env, kwargs={**config.env.kwargs, **config.eval.env_kwargs})
         self.envs = make_vector_env(env, self.num_envs)
+        self._env_config = env
         self.net = make_acting_network(self.envs, config.network)
         self._seed = seed
 
@@ -99,6 +110,43 @@ class Evaluator:
         if successes:
             out["success_rate"] = float(np.mean(successes))
         return out
+
+    @torch.no_grad()
+    def show(self, agent: str, episodes: int, weights: dict[str, np.ndarray] | None = None) -> list[Episode]:
+        """`episodes` episodes of `agent` ("greedy" with `weights`, or a baseline) on one env of
+        the evaluation settings, each as readable text (the env's episode_text()) and outcome.
+
+        Episodes run one at a time on a vector env of one that does not reset by itself, so the
+        finished episode's text can still be read from the env.
+        """
+        env_config = self._env_config
+        envs = SyncVectorEnv([lambda: make_env(env_config)], autoreset_mode=AutoresetMode.DISABLED)
+        try:
+            if not envs_have(envs, "episode_text"):
+                raise ConfigError(
+                    f"{env_config.id!r} cannot show its episodes as text (it has no episode_text() "
+                    "method, as the textdqn language envs have): evaluate it without --show"
+                )
+            if agent == "greedy":
+                load_numpy_state_(self.net, weights or {})
+                policy = self._greedy
+            else:
+                policy = baseline_policy(agent, envs, self._seed)
+            return [self._show_one(envs, policy, self._seed + i) for i in range(episodes)]
+        finally:
+            envs.close()
+
+    @staticmethod
+    def _show_one(envs: SyncVectorEnv, policy: Policy, seed: int) -> Episode:
+        obs, info = envs.reset(seed=seed)
+        total, done = 0.0, False
+        while not done:
+            obs, reward, terminated, truncated, info = envs.step(policy(obs, action_masks(info, 1)))
+            total += float(reward[0])
+            done = bool(terminated[0] or truncated[0])
+        final = {k: float(v[0]) for k, v in info.items() if not k.startswith("_") and np.ndim(v) == 1}
+        final.pop("action_mask", None)
+        return Episode(text=envs.call("episode_text")[0], outcome={"return": total, **final})
 
     def close(self) -> None:
         self.envs.close()

@@ -20,6 +20,7 @@ import numpy as np
 from textdqn.actors.evaluator import Evaluator
 from textdqn.cluster.progress import Progress
 from textdqn.config import Config, to_dict
+from textdqn.envs import save_run_files
 from textdqn.learner.checkpoint import load_checkpoint, save_checkpoint
 from textdqn.metrics import (
     METRIC_COLUMNS,
@@ -144,6 +145,7 @@ def train(
 def _supervise(config: Config, run: RunDirectory, runner, counters: _Counters, live: bool) -> dict:
     stop, every = config.stop, config.eval.every_env_steps
     evaluator = Evaluator(config)
+    save_run_files(evaluator.envs, run.path)
     agg = _Aggregator(counters)
     logger = MetricsLogger(run, METRIC_COLUMNS)
     start = time.perf_counter()

@@ -7,6 +7,8 @@ smoke test).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
@@ -53,6 +55,14 @@ def make_vector_env(config: EnvConfig, num_envs: int) -> SyncVectorEnv:
 def envs_have(envs: gym.vector.VectorEnv, name: str) -> bool:
     """Whether every env of `envs` has the attribute `name` (e.g. a rule_action() method)."""
     return all(envs.call("has_wrapper_attr", name))
+
+
+def save_run_files(envs: SyncVectorEnv, run_dir: Path) -> None:
+    """Let the env write what reading its runs needs (e.g. a tokenizer) into `run_dir`: its
+    save_run_files(run_dir) method, where it has one."""
+    env = envs.envs[0]
+    if env.has_wrapper_attr("save_run_files"):
+        env.get_wrapper_attr("save_run_files")(run_dir)
 
 
 def check_warm_start(config: Config, has_rule_agent: bool) -> None:

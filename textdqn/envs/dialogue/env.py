@@ -136,6 +136,19 @@ class DialogueEnv(gym.Env):
         """Write the tokenizer to `directory` (e.g. the run directory's tokenizer/); returns it."""
         return text.save_tokenizer(self.tokenizer, directory)
 
+    def save_run_files(self, run_dir: str | Path) -> None:
+        """What a run directory needs to read this env's observations: the tokenizer (in
+        run_dir/tokenizer) when they are tokens. The trainer calls this once per run."""
+        if self.observation == "tokens":
+            self.save_tokenizer(Path(run_dir) / "tokenizer")
+
+    def episode_text(self) -> str:
+        """The current dialogue, readable: the user's goal, then each turn as "user: ..." or
+        "system: ..." (what `textdqn eval --show` prints)."""
+        lines = [text.render_goal(self.goal, self.domain)]
+        lines += [f"  {speaker + ':':8}{said}" for speaker, said in self.transcript]
+        return "\n".join(lines)
+
     # --- belief state ---
 
     def _reset_belief(self) -> None:
