@@ -1,0 +1,78 @@
+"""Causal language models for the text-generation env and the LM Q-network.
+
+`causal_lm` loads a local `transformers` checkpoint, or builds a small GPT-2 from a config with
+weights drawn from a seed, so that every process that builds the same spec gets the same
+model (the env's reference LM and the Q-network it initialises). Nothing is downloaded.
+`transformers` is imported here only when a model is made.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from textdqn.errors import ConfigError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+
+def causal_lm(
+    path: str = "",
+    *,
+    vocab_size: int = 0,
+    max_positions: int = 0,
+    layers: int = 2,
+    width: int = 64,
+    heads: int = 4,
+    seed: int = 0,
+) -> PreTrainedModel:
+    """A causal LM in eval mode: the checkpoint at local directory `path`, or (path "") a GPT-2
+    with `layers` blocks of `width` (`heads` attention heads), `vocab_size` tokens and
+    `max_positions` positions, its weights drawn from `seed` (the same in every process).
+
+    A loaded checkpoint keeps its own sizes; ConfigError names the fix when `path` is not a
+    local checkpoint.
+    """
+    from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
+
+    if path:
+        if not Path(path).is_dir():
+            raise ConfigError(
+                f"language model path {path!r} is not a local directory: pass a directory holding a "
+                "transformers causal LM checkpoint (config.json and weights, e.g. written by "
+                "save_pretrained); nothing is downloaded"
+            )
+        try:
+            model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
+        except (OSError, ValueError) as e:
+            raise ConfigError(
+                f"language model path {path!r} cannot be loaded as a transformers causal LM ({e}); "
+                "pass a directory written by save_pretrained"
+            ) from None
+        return model.eval()
+    if min(vocab_size, max_positions, layers, width, heads) < 1 or width % heads:
+        raise ConfigError(
+            "a causal LM built from a config needs vocab_size, max_positions, layers, width, heads >= 1 "
+            f"and heads dividing width; got vocab_size={vocab_size}, max_positions={max_positions}, "
+            f"layers={layers}, width={width}, heads={heads}"
+        )
+    config = GPT2Config(
+        vocab_size=vocab_size,
+        n_positions=max_positions,
+        n_embd=width,
+        n_layer=layers,
+        n_head=heads,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=None,
+        eos_token_id=None,
+        pad_token_id=0,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = GPT2LMHeadModel(config)
+    return model.eval()
