@@ -3,7 +3,8 @@
 Every field has a one-line doc under it. Load a YAML file with ``load_config(path,
 overrides)``; ``--set section.key=value`` overrides are parsed and type-checked, and
 ``validate`` rejects unknown keys and bad values before anything starts (the generic
-machinery lives in textdqn/typed_config.py).
+machinery lives in textdqn/typed_config.py). The network section and its LM checks live in
+textdqn/network_config.py and are re-exported here.
 """
 
 import dataclasses
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from textdqn.errors import ConfigError  # noqa: F401  (re-exported for callers)
+from textdqn.network_config import NetworkConfig, lm_mismatches
 from textdqn.typed_config import (
     Rule,
     above,
@@ -220,55 +222,6 @@ class ActorConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class NetworkConfig:
-    """The Q-network shared by the learner and the actors."""
-
-    hidden: tuple[int, ...] = (256, 256)
-    """widths of the MLP torso's hidden layers (vector observations)"""
-    dueling: bool = True
-    """dueling head: Q = V + A − mean(A)"""
-    encoder_layers: int = 2
-    """transformer Q-network (token observations): encoder layers"""
-    encoder_width: int = 128
-    """transformer Q-network: hidden size (its feed-forward layers are 4× wider)"""
-    encoder_heads: int = 4
-    """transformer Q-network: attention heads (they must divide encoder_width)"""
-    pretrained: str = ""
-    """transformer Q-network: local directory of a transformers checkpoint whose encoder is used
-    instead of one built from encoder_*; empty builds one (token length: the env's observation)"""
-
-    _RULES: ClassVar[dict[str, Rule]] = {
-        "encoder_layers": at_least(1),
-        "encoder_width": at_least(1),
-        "encoder_heads": at_least(1),
-    }
-
-    def _check(self, path: str) -> list[str]:
-        found = []
-        if not self.hidden or min(self.hidden) < 1:
-            hidden = join(path, "hidden")
-            found.append(f"{hidden} = {list(self.hidden)} needs at least one layer, each width >= 1")
-        if self.encoder_heads >= 1 and self.encoder_width % self.encoder_heads:
-            width, heads = join(path, "encoder_width"), join(path, "encoder_heads")
-            found.append(
-                f"{width} = {self.encoder_width} is not a multiple of {heads} = {self.encoder_heads}: "
-                "change one so that the heads divide the width"
-            )
-        if self.pretrained and not Path(self.pretrained).is_dir():
-            found.append(pretrained_missing(join(path, "pretrained"), self.pretrained))
-        return found
-
-
-def pretrained_missing(key: str, value: str) -> str:
-    """The message for a `pretrained` path that is not a local directory."""
-    return (
-        f"{key} = {value!r} is not a local directory: pass the path of a directory holding a "
-        "transformers checkpoint (config.json and weights, e.g. written by save_pretrained), or '' to "
-        "build the encoder from the encoder_* settings; nothing is downloaded"
-    )
-
-
-@dataclasses.dataclass(frozen=True)
 class LearnerConfig:
     """The learner: double DQN with importance weights, target network, Adam."""
 
@@ -294,6 +247,9 @@ class LearnerConfig:
     """updates between weight publications to the actors (one version each)"""
     device: str = "auto"
     """cpu, cuda, or auto (cuda when available)"""
+    bf16: bool = True
+    """on CUDA, run the networks' forward passes under bfloat16 autocast (the loss stays float32);
+    ignored on CPU"""
     torch_threads: int = 1
     """intra-op threads of the learner's torch (CPU)"""
     prefetch: int = 4
@@ -415,6 +371,10 @@ class Config:
     """periodic greedy evaluation"""
     stop: StopConfig = dataclasses.field(default_factory=StopConfig)
     """stop criteria"""
+
+    def _check(self, path: str) -> list[str]:
+        # Across sections: an LM Q-network must start from the env's reference LM.
+        return lm_mismatches(self.network, self.env.kwargs, self.eval.env_kwargs)
 
 
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:

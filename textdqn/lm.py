@@ -19,6 +19,25 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
 
+def load_local(auto_class: type, path: str, key: str, what: str):
+    """`auto_class.from_pretrained(path)` from a local directory only (an AutoModel class or
+    AutoTokenizer); ConfigError naming `key` (the config key holding `path`) and the fix when
+    `path` is not a local directory or holds no loadable `what` (e.g. "causal LM")."""
+    if not path or not Path(path).is_dir():
+        raise ConfigError(
+            f"{key} = {path!r} is not a local directory: pass a directory holding a transformers {what} "
+            "checkpoint (config.json, weights and tokenizer files, e.g. written by save_pretrained); "
+            "nothing is downloaded"
+        )
+    try:
+        return auto_class.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError) as e:
+        raise ConfigError(
+            f"{key} = {path!r} cannot be loaded as a transformers {what} ({e}); pass a directory "
+            "written by save_pretrained"
+        ) from None
+
+
 def causal_lm(
     path: str = "",
     *,
@@ -39,20 +58,7 @@ def causal_lm(
     from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 
     if path:
-        if not Path(path).is_dir():
-            raise ConfigError(
-                f"language model path {path!r} is not a local directory: pass a directory holding a "
-                "transformers causal LM checkpoint (config.json and weights, e.g. written by "
-                "save_pretrained); nothing is downloaded"
-            )
-        try:
-            model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
-        except (OSError, ValueError) as e:
-            raise ConfigError(
-                f"language model path {path!r} cannot be loaded as a transformers causal LM ({e}); "
-                "pass a directory written by save_pretrained"
-            ) from None
-        return model.eval()
+        return load_local(AutoModelForCausalLM, path, "language model path", "causal LM").eval()
     if min(vocab_size, max_positions, layers, width, heads) < 1 or width % heads:
         raise ConfigError(
             "a causal LM built from a config needs vocab_size, max_positions, layers, width, heads >= 1 "

@@ -1,25 +1,26 @@
-"""Q-networks: an MLP for vector observations, a transformer for token observations, both
-with an optional dueling head; `make_q_network` picks one from the env's spaces.
+"""Q-networks: an MLP for vector observations, a transformer encoder for token observations,
+both with an optional dueling head, and a causal LM whose next-token logits are the Q-values
+(token-level text generation); `make_q_network` picks one from network.kind and the env's spaces.
 
-The transformer Q-network is built with `transformers` from a config (nothing downloaded),
+The transformer networks are built with `transformers` from a config (nothing downloaded),
 or around a local pretrained checkpoint; `transformers` is imported only when one is made,
 so runs on vector observations do not pay for it.
 
 Weights cross process boundaries as plain numpy arrays (`state_to_numpy` /
-`load_numpy_state_`), never as pickled modules.
+`load_numpy_state_`), never as pickled modules; tied weights (an LM head that is its input
+embedding) travel once.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from textdqn.config import NetworkConfig, pretrained_missing
 from textdqn.errors import ConfigError
+from textdqn.lm import load_local
+from textdqn.network_config import KINDS, NetworkConfig
 
 
 class MLPQNetwork(nn.Module):
@@ -131,6 +132,63 @@ class TransformerQNetwork(nn.Module):
         return q_values(hidden[:, 0].float(), self.advantage, self.value)
 
 
+class LMQNetwork(nn.Module):
+    """Q(s, ·) over a causal LM's vocabulary: its next-token logits are the Q-values (Guo et
+    al. 2022, "Efficient (Soft) Q-Learning for Text Generation"), for token-level generation
+    envs such as textdqn/TextGen-v0, whose actions are the LM's tokens.
+
+    lm: a transformers causal LM (see textdqn.lm.causal_lm), trained whole. Its own LM head
+        (tied to the input embeddings when the LM ties them) is the Q head, so with a pretrained
+        checkpoint the initial greedy policy is the LM's greedy decoding. Its dropout is turned
+        off: a noisy Q(s') would make noisy TD targets.
+    dueling: Q = V(s) + logits − mean over the vocabulary of the logits, V a new linear head on
+        the same hidden state, initialised to 0 (so at first Q = the centred logits: the same
+        greedy policy). Logits are defined only up to a per-state constant, which softmax
+        ignores but a bootstrapped target would not; centring drops that arbitrary level and
+        V learns the state's value. False: Q = the logits (Soft Q-Learning's parameterisation).
+
+    Observations are length-prefixed token rows: obs[:, 0] = L >= 1, obs[:, 1 : 1 + L] the
+    prompt and generated tokens, then padding. The head is applied only to the final hidden
+    state of the last real token (token position L − 1): [B, V] logits, never [B, T, V].
+    Columns past the longest L in the batch are dropped; the attention mask covers the first
+    L. (Causal attention alone already keeps position L − 1 from the padding after it; the
+    mask states it to the model, which otherwise warns about unmasked pad ids.) Q is the
+    head's output as is: LMs that transform logits further (e.g. soft-capping) differ there.
+
+    forward(obs [B, 1 + T'], uint16/int32/int64) -> Q [B, V] (float32).
+    """
+
+    def __init__(self, lm: nn.Module, dueling: bool = True) -> None:
+        super().__init__()
+        if getattr(lm, "base_model", lm) is lm or lm.get_output_embeddings() is None:
+            raise ValueError(f"LMQNetwork needs a causal LM with a base model and an LM head, got {type(lm)}")
+        self.lm = lm
+        for module in lm.modules():
+            if isinstance(module, nn.Dropout):
+                module.p = 0.0
+        head = lm.get_output_embeddings()
+        self.value = nn.Linear(head.weight.shape[1], 1) if dueling else None
+        if self.value is not None:
+            nn.init.zeros_(self.value.weight)
+            nn.init.zeros_(self.value.bias)
+
+    def forward(self, obs: Tensor) -> Tensor:
+        """Q-values [B, V] of length-prefixed token rows [B, 1 + T']."""
+        obs = obs.long()
+        # An all-zero row (no real token) reads token position 0: a finite, unused Q.
+        lengths = obs[:, 0].clamp(1, obs.shape[1] - 1)
+        width = int(lengths.max())
+        tokens = obs[:, 1 : 1 + width]
+        mask = torch.arange(width, device=obs.device) < lengths[:, None]
+        hidden = self.lm.base_model(input_ids=tokens, attention_mask=mask.long(), use_cache=False)
+        hidden = hidden.last_hidden_state
+        last = hidden[torch.arange(len(obs), device=obs.device), lengths - 1]
+        logits = self.lm.get_output_embeddings()(last).float()
+        if self.value is None:
+            return logits
+        return self.value(last).float() + logits - logits.mean(dim=-1, keepdim=True)
+
+
 def _build_encoder(vocab_size: int, max_tokens: int, layers: int, width: int, heads: int) -> nn.Module:
     from transformers import BertConfig, BertModel
 
@@ -154,15 +212,7 @@ def _build_encoder(vocab_size: int, max_tokens: int, layers: int, width: int, he
 def _load_encoder(path: str, vocab_size: int, max_tokens: int) -> nn.Module:
     from transformers import AutoModel
 
-    if not Path(path).is_dir():
-        raise ConfigError(pretrained_missing("network.pretrained", path))
-    try:
-        encoder = AutoModel.from_pretrained(path, local_files_only=True)
-    except (OSError, ValueError) as e:
-        raise ConfigError(
-            f"network.pretrained = {path!r} cannot be loaded as a transformers model ({e}); "
-            "pass a directory written by save_pretrained"
-        ) from None
+    encoder = load_local(AutoModel, path, "network.pretrained", "model")
     positions = getattr(encoder.config, "max_position_embeddings", max_tokens)
     if positions < max_tokens:
         raise ConfigError(
@@ -179,9 +229,11 @@ def make_q_network(
 ) -> nn.Module:
     """The Q-network for an env's spaces (single-env spaces, not batched vector-env ones).
 
-    Supported: a Discrete action space, with a Box observation space of floats (MLPQNetwork
-    over the flattened observation) or a 1-D Box of integer token ids >= 0 (TransformerQNetwork,
-    vocabulary high.max() + 1, length shape[0]). Raises ConfigError for anything else.
+    A Discrete action space of A actions, and by config.kind: mlp, MLPQNetwork over the
+    flattened Box observation; encoder, TransformerQNetwork over a 1-D integer Box of token ids
+    >= 0 (vocabulary high.max() + 1, length shape[0]); lm, LMQNetwork over length-prefixed token
+    rows [1 + T], the causal LM config.lm with A tokens and T positions; auto, mlp for float
+    Boxes and encoder for token ids. Raises ConfigError for anything else.
     """
     if not isinstance(action_space, gym.spaces.Discrete):
         raise ConfigError(
@@ -189,42 +241,102 @@ def make_q_network(
             "use an env with Discrete actions (or wrap yours to discretize them)"
         )
     num_actions = int(action_space.n)
-    if isinstance(observation_space, gym.spaces.Box):
-        space = observation_space
-        if np.issubdtype(space.dtype, np.floating):
-            obs_dim = int(np.prod(space.shape))
-            return MLPQNetwork(obs_dim, num_actions, tuple(config.hidden), config.dueling)
-        if np.issubdtype(space.dtype, np.integer) and len(space.shape) == 1 and space.low.min() >= 0:
-            return TransformerQNetwork(
-                vocab_size=int(space.high.max()) + 1,
-                max_tokens=int(space.shape[0]),
-                num_actions=num_actions,
-                layers=config.encoder_layers,
-                width=config.encoder_width,
-                heads=config.encoder_heads,
-                dueling=config.dueling,
-                pretrained=config.pretrained,
-            )
+    kind = _auto_kind(observation_space) if config.kind == "auto" else config.kind
+    if kind == "mlp":
+        if not isinstance(observation_space, gym.spaces.Box):
+            raise ConfigError(f"network.kind = 'mlp' needs a Box observation space, got {observation_space}")
+        obs_dim = int(np.prod(observation_space.shape))
+        return MLPQNetwork(obs_dim, num_actions, tuple(config.hidden), config.dueling)
+    if kind not in ("encoder", "lm"):
+        raise ConfigError(f"network.kind = {kind!r} is not a Q-network kind: expected one of {KINDS}")
+    space = _token_space(observation_space, kind)
+    if kind == "lm":
+        return _make_lm_q_network(space, num_actions, config)
+    return TransformerQNetwork(
+        vocab_size=int(space.high.max()) + 1,
+        max_tokens=int(space.shape[0]),
+        num_actions=num_actions,
+        layers=config.encoder_layers,
+        width=config.encoder_width,
+        heads=config.encoder_heads,
+        dueling=config.dueling,
+        pretrained=config.pretrained,
+    )
+
+
+def _is_token_box(space: gym.spaces.Space) -> bool:
+    return (
+        isinstance(space, gym.spaces.Box)
+        and np.issubdtype(space.dtype, np.integer)
+        and len(space.shape) == 1
+        and space.low.min() >= 0
+    )
+
+
+def _auto_kind(space: gym.spaces.Space) -> str:
+    """kind "auto": mlp for float Boxes, encoder for token ids."""
+    if isinstance(space, gym.spaces.Box) and np.issubdtype(space.dtype, np.floating):
+        return "mlp"
+    if _is_token_box(space):
+        return "encoder"
+    if isinstance(space, gym.spaces.Box):
         raise ConfigError(
             f"observation space {space} holds {space.dtype} values of shape {space.shape}: the MLP "
             "Q-network takes float Box observations, the transformer Q-network token ids (a 1-D "
             "integer Box [T] with low >= 0)"
         )
     raise ConfigError(
-        f"no Q-network for observation space {observation_space}: supported are float Box "
+        f"no Q-network for observation space {space}: supported are float Box "
         "observations (MLP Q-network) and 1-D integer Box observations of token ids "
         "(transformer Q-network)"
     )
+
+
+def _token_space(space: gym.spaces.Space, kind: str) -> gym.spaces.Box:
+    """`space` if it holds token ids as network.kind `kind` reads them; else ConfigError."""
+    if _is_token_box(space) and (kind != "lm" or space.shape[0] >= 2):
+        return space
+    rows = "length-prefixed rows [1 + T] (obs[0] = L, then L token ids), T >= 1" if kind == "lm" else "[T]"
+    raise ConfigError(
+        f"network.kind = {kind!r} needs token-id observations, a 1-D integer Box with low >= 0 "
+        f"holding {rows}; got {space}: use network.kind = 'auto' for other observations"
+    )
+
+
+def _make_lm_q_network(space: gym.spaces.Box, num_actions: int, config: NetworkConfig) -> LMQNetwork:
+    from textdqn.lm import causal_lm
+
+    max_tokens = int(space.shape[0]) - 1
+    lm = causal_lm(**config.lm, vocab_size=num_actions, max_positions=max_tokens)
+    source = f"network.lm = {config.lm!r}"
+    vocab = lm.get_output_embeddings().weight.shape[0]
+    if vocab != num_actions:
+        raise ConfigError(
+            f"{source} gives {vocab} logits (its vocabulary) but the env's action space has "
+            f"{num_actions} actions, one per token: set network.lm to the env's lm (the LM the env's "
+            "vocabulary comes from)"
+        )
+    positions = getattr(lm.config, "max_position_embeddings", max_tokens)
+    if positions < max_tokens:
+        raise ConfigError(
+            f"{source} takes at most {positions} tokens but observations hold up to {max_tokens}: "
+            f"lower the env's maximum length to {positions} or use another checkpoint"
+        )
+    return LMQNetwork(lm, dueling=config.dueling)
 
 
 def state_to_numpy(module: nn.Module) -> dict[str, np.ndarray]:
     """The module's parameters and buffers as CPU numpy copies, by state-dict key.
 
     Dtypes are kept, except bfloat16 (which numpy lacks), sent as float32. The copies share
-    no memory with the module, so they stay valid while training goes on.
+    no memory with the module, so they stay valid while training goes on. A tied tensor
+    (one that another key already holds) is sent once, under its first key.
     """
     out = {}
+    aliases = _tied_keys(module)
     for key, value in module.state_dict().items():
+        if key in aliases:
+            continue
         tensor = value.detach()
         if tensor.dtype == torch.bfloat16:
             tensor = tensor.float()
@@ -236,9 +348,27 @@ def load_numpy_state_(module: nn.Module, state: dict[str, np.ndarray]) -> None:
     """Load arrays produced by `state_to_numpy` into `module` in place (onto its device/dtype).
 
     Read-only arrays (e.g. from Ray's object store) are fine: values are copied. Missing,
-    unexpected or mis-shaped keys raise RuntimeError (from `load_state_dict`, naming them).
+    unexpected or mis-shaped keys raise RuntimeError (from `load_state_dict`, naming them);
+    a tied key may be missing when the key it is tied to is present.
     """
-    module.load_state_dict({key: _to_tensor(value) for key, value in state.items()})
+    tensors = {key: _to_tensor(value) for key, value in state.items()}
+    for key, first in _tied_keys(module).items():
+        if key not in tensors and first in tensors:
+            tensors[key] = tensors[first]
+    module.load_state_dict(tensors)
+
+
+def _tied_keys(module: nn.Module) -> dict[str, str]:
+    """State-dict keys whose tensor is an earlier key's (tied weights), mapped to that key."""
+    first: dict[tuple, str] = {}
+    tied = {}
+    for key, value in module.state_dict().items():
+        identity = (value.data_ptr(), value.dtype, tuple(value.shape), value.stride())
+        if value.numel() and identity in first:
+            tied[key] = first[identity]
+        else:
+            first.setdefault(identity, key)
+    return tied
 
 
 def _to_tensor(array: np.ndarray) -> Tensor:

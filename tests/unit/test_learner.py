@@ -161,3 +161,12 @@ def test_updates_on_token_observations_train_the_transformer():
     for _ in range(50):
         result = learner.update(sample)
     assert result.priorities.max() < 0.5 < first.priorities.min()
+
+
+def test_bf16_flag_changes_nothing_on_cpu():
+    results = []
+    for bf16 in (True, False):
+        torch.manual_seed(0)
+        results.append(Learner(_config(bf16=bf16), *SPACES).update(_sample(reward=2.0)))
+    np.testing.assert_array_equal(results[0].priorities, results[1].priorities)
+    assert results[0].loss == results[1].loss

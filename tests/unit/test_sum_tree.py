@@ -49,8 +49,12 @@ def test_find_matches_prefix_search(leaves, fractions):
     prefix = np.concatenate([[0.0], cumulative])
     assert np.all(prefix[found] <= targets + 1e-9)
     assert np.all(targets < prefix[found + 1] + 1e-9)
-    same = leaves[np.minimum(expected, len(leaves) - 1)] > 0
-    np.testing.assert_array_equal(found[same], np.minimum(expected, len(leaves) - 1)[same])
+    # Away from segment boundaries (where rounding of the tree's sums may pick the neighbour,
+    # e.g. of a leaf of 1e-230) the tree's leaf is brute force's.
+    index = np.minimum(expected, len(leaves) - 1)
+    clear = (targets - prefix[index] > 1e-9) & (prefix[index + 1] - targets > 1e-9)
+    same = (leaves[index] > 0) & clear
+    np.testing.assert_array_equal(found[same], index[same])
 
 
 def test_targets_at_total_land_on_last_non_empty_leaf():

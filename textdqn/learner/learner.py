@@ -79,19 +79,17 @@ class Learner:
         action, reward = self._tensor(b.action), self._tensor(b.reward)
         discount, weights = self._tensor(b.discount), self._tensor(sample.weights)
         mask = None if b.next_action_mask is None else self._tensor(b.next_action_mask)
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
-        with autocast:
-            if self.config.double_q:  # one online pass over s and s' together
-                q_both = self.online(torch.cat([obs, next_obs]))
-                q, q_next_online = q_both[: len(obs)], q_both[len(obs) :].detach()
-            else:
-                q = self.online(obs)
+        # bf16 autocast for the forward passes on CUDA only; targets and loss in float32.
+        bf16 = self.config.bf16 and self.device.type == "cuda"
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+            q = self.online(obs)
+            # s' without gradient: a joint pass over s and s' would keep s' activations and
+            # run the backward over both halves (a third more compute for an LM Q-network).
             with torch.no_grad():
                 q_next_target = self.target(next_obs)
-            if not self.config.double_q:
-                q_next_online = q_next_target
-            target = double_dqn_targets(reward, discount, q_next_online.float(), q_next_target.float(), mask)
-            loss, td = td_loss(q.float(), action, target, weights, self.config.loss)
+                q_next_online = self.online(next_obs) if self.config.double_q else q_next_target
+        target = double_dqn_targets(reward, discount, q_next_online.float(), q_next_target.float(), mask)
+        loss, td = td_loss(q.float(), action, target, weights, self.config.loss)
         if not torch.isfinite(loss):
             self.bad_updates += 1
             if self.bad_updates > self.config.max_bad_updates:

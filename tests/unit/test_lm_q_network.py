@@ -1,0 +1,257 @@
+"""LMQNetwork: a causal LM's logits as Q-values over its vocabulary, checked against full LM
+forwards on tiny seeded GPT-2s; its config checks; the learner training it."""
+
+import dataclasses
+import inspect
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from textdqn.actors.exploration import masked_argmax as acting_argmax
+from textdqn.config import Config, EnvConfig, EvalConfig, LearnerConfig, NetworkConfig, validate
+from textdqn.errors import ConfigError
+from textdqn.learner.learner import Learner
+from textdqn.learner.losses import double_dqn_targets
+from textdqn.lm import causal_lm
+from textdqn.networks import LMQNetwork, load_numpy_state_, make_q_network, state_to_numpy
+from textdqn.types import TransitionBatch, WeightedSample
+
+V, T = 50, 12
+SPEC = {"layers": 1, "width": 16, "heads": 2, "seed": 0}
+OBS_SPACE = gym.spaces.Box(0, V - 1, (1 + T,), np.int32)
+ACTIONS = gym.spaces.Discrete(V)
+
+
+def _rows(lengths: list[int], seed: int = 0, pad: int = 0) -> torch.Tensor:
+    """Length-prefixed rows [B, 1 + T]: obs[0] = L, then L random tokens, then `pad`."""
+    gen = torch.Generator().manual_seed(seed)
+    obs = torch.full((len(lengths), 1 + T), pad, dtype=torch.int64)
+    for row, n in enumerate(lengths):
+        obs[row, 0] = n
+        obs[row, 1 : 1 + n] = torch.randint(1, V, (n,), generator=gen)
+    return obs
+
+
+def _net(dueling: bool = False, seed: int = 0) -> LMQNetwork:
+    config = NetworkConfig(kind="lm", lm={**SPEC, "seed": seed}, dueling=dueling)
+    return make_q_network(OBS_SPACE, ACTIONS, config)
+
+
+def _logits_at_last_token(lm: torch.nn.Module, obs: torch.Tensor) -> torch.Tensor:
+    """By hand: each row alone through the full LM, its logits at token position L − 1."""
+    out = []
+    for row in obs:
+        n = int(row[0])
+        out.append(lm(input_ids=row[None, 1 : 1 + n]).logits[0, n - 1])
+    return torch.stack(out)
+
+
+@torch.no_grad()
+def test_q_is_the_lm_logits_at_the_last_real_token():
+    net, obs = _net(), _rows([1, 5, 12, 3])
+    q = net(obs)
+    assert q.shape == (4, V) and q.dtype == torch.float32
+    torch.testing.assert_close(q, _logits_at_last_token(net.lm, obs))
+    for dtype in (torch.uint16, torch.int32):
+        torch.testing.assert_close(net(obs.to(dtype)), q)
+
+
+@torch.no_grad()
+def test_padding_columns_do_not_change_q():
+    net, obs = _net(), _rows([2, 6, 4])
+    q = net(obs)
+    garbage = _rows([2, 6, 4], pad=7)  # same tokens, other padding
+    torch.testing.assert_close(net(garbage), q)
+    torch.testing.assert_close(net(obs[:, : 1 + 6]), q)  # trimmed to the longest row
+    for row in range(3):  # alone, a row is not padded to the batch's longest
+        torch.testing.assert_close(net(obs[row : row + 1]), q[row : row + 1])
+    changed = obs.clone()
+    changed[1, 6] = changed[1, 6] % (V - 1) + 1  # row 1's last real token: only its Q moves
+    moved = net(changed)
+    assert not torch.allclose(moved[1], q[1])
+    torch.testing.assert_close(moved[[0, 2]], q[[0, 2]])
+
+
+@torch.no_grad()
+def test_dueling_is_a_zero_value_head_plus_centred_logits():
+    net, obs = _net(dueling=True), _rows([3, 7])
+    logits = _logits_at_last_token(net.lm, obs)
+    q = net(obs)
+    torch.testing.assert_close(q, logits - logits.mean(-1, keepdim=True))  # V starts at 0
+    assert torch.equal(q.argmax(1), logits.argmax(1))  # the LM's greedy token
+    net.value.bias.fill_(2.5)
+    torch.testing.assert_close(net(obs).mean(-1), torch.full((2,), 2.5))  # mean_a Q = V
+
+
+@torch.no_grad()
+def test_masked_argmax_picks_the_best_allowed_token():
+    net, obs = _net(), _rows([4, 9])
+    q = net(obs)
+    order = q.argsort(dim=1, descending=True)
+    mask = torch.zeros(2, V, dtype=torch.bool)
+    mask[0, order[0, [3, 5, 9]]] = True  # row 0 allows its 4th, 6th and 10th best tokens
+    mask[1, order[1, [0, 1]]] = True
+    expected = np.array([order[0, 3], order[1, 0]])
+    np.testing.assert_array_equal(acting_argmax(q.numpy(), mask.numpy()), expected)
+
+
+@torch.no_grad()
+def test_double_dqn_target_on_a_tiny_lm_by_hand():
+    online, target = _net(seed=0), _net(seed=1)
+    next_obs = _rows([2, 8, 5], seed=3)
+    mask = torch.zeros(3, V, dtype=torch.bool)
+    mask[:, [4, 9, 17, 30]] = True
+    reward, discount = torch.tensor([1.0, -0.5, 2.0]), torch.tensor([0.9, 0.81, 0.0])
+    y = double_dqn_targets(reward, discount, online(next_obs), target(next_obs), mask)
+    q_online = _logits_at_last_token(online.lm, next_obs)
+    q_target = _logits_at_last_token(target.lm, next_obs)
+    expected = []
+    for row in range(3):
+        best = max([4, 9, 17, 30], key=lambda a, r=row: float(q_online[r, a]))
+        expected.append(float(reward[row] + discount[row] * q_target[row, best]))
+    torch.testing.assert_close(y, torch.tensor(expected))
+
+
+@torch.no_grad()
+def test_initial_q_from_a_checkpoint_is_its_logits(tmp_path):
+    pretrained = causal_lm(vocab_size=V, max_positions=T, layers=2, width=32, heads=4, seed=7)
+    pretrained.save_pretrained(tmp_path / "lm")
+    spec = {"path": str(tmp_path / "lm")}
+    obs = _rows([1, 6, 12])
+    for dueling in (False, True):
+        net = make_q_network(OBS_SPACE, ACTIONS, NetworkConfig(kind="lm", lm=spec, dueling=dueling))
+        logits = _logits_at_last_token(pretrained, obs)
+        expected = logits - logits.mean(-1, keepdim=True) if dueling else logits
+        torch.testing.assert_close(net(obs), expected)
+
+
+def test_checkpoint_whose_vocabulary_is_not_the_action_space_is_a_config_error(tmp_path):
+    causal_lm(vocab_size=V + 3, max_positions=T, layers=1, width=16, heads=2).save_pretrained(tmp_path)
+    config = NetworkConfig(kind="lm", lm={"path": str(tmp_path)})
+    with pytest.raises(ConfigError, match=rf"gives {V + 3} logits .* {V} actions.*set network\.lm"):
+        make_q_network(OBS_SPACE, ACTIONS, config)
+    short = gym.spaces.Box(0, V - 1, (1 + 2 * T,), np.int32)
+    with pytest.raises(ConfigError, match=rf"at most {T} tokens"):
+        make_q_network(short, gym.spaces.Discrete(V + 3), config)
+
+
+def test_lm_kind_needs_token_rows():
+    config = NetworkConfig(kind="lm", lm=SPEC)
+    for space in (gym.spaces.Box(-1, 1, (4,)), gym.spaces.Box(0, 9, (1,), np.int32)):
+        with pytest.raises(ConfigError, match="length-prefixed"):
+            make_q_network(space, ACTIONS, config)
+
+
+def test_weights_travel_as_numpy_with_tied_embeddings_once():
+    source, dest = _net(dueling=True, seed=0), _net(dueling=True, seed=1)
+    state = state_to_numpy(source)
+    assert "lm.lm_head.weight" not in state and "lm.transformer.wte.weight" in state  # tied
+    assert set(state) | {"lm.lm_head.weight"} == set(source.state_dict())
+    obs = _rows([3, 9])
+    load_numpy_state_(dest, state)
+    with torch.no_grad():
+        torch.testing.assert_close(dest(obs), source(obs))
+    assert dest.lm.lm_head.weight is dest.lm.transformer.wte.weight  # still tied
+
+
+# --- config checks ---
+
+
+@pytest.mark.parametrize(
+    ("network", "needle"),
+    [
+        (NetworkConfig(kind="gpt"), r"network\.kind = 'gpt' is not a Q-network kind: expected one of"),
+        (NetworkConfig(kind="lm"), r"network\.kind = 'lm' needs network\.lm.*YAML anchor"),
+        (NetworkConfig(lm=SPEC), r"network\.lm is set but network\.kind = 'auto'.*set network\.kind to 'lm'"),
+        (NetworkConfig(kind="lm", lm={**SPEC, "depth": 2}), r"network\.lm\.depth is not a key"),
+        (NetworkConfig(kind="lm", lm={"path": "/no/such/dir"}), r"network\.lm\.path = .* not a local"),
+        (NetworkConfig(kind="lm", lm={**SPEC, "width": 15}), r"network\.lm\.width = 15 is not a multiple"),
+        (NetworkConfig(kind="lm", lm={**SPEC, "layers": 0}), r"network\.lm\.layers = 0 is out of range"),
+    ],
+)
+def test_network_kind_and_lm_errors_say_what_to_do(network, needle):
+    with pytest.raises(ConfigError, match=needle):
+        validate(Config(network=network))
+
+
+def test_network_lm_must_be_the_env_lm():
+    network = NetworkConfig(kind="lm", lm=SPEC)
+    validate(Config(network=network, env=EnvConfig(kwargs={"lm": dict(SPEC)})))  # equal: fine
+    validate(Config(network=network))  # an env without an lm: nothing to compare
+    other = EnvConfig(kwargs={"lm": {**SPEC, "seed": 1}})
+    with pytest.raises(ConfigError, match=r"differs from env\.kwargs\.lm .*set network\.lm to the env's lm"):
+        validate(Config(network=network, env=other))
+    eval_other = EvalConfig(env_kwargs={"lm": {**SPEC, "seed": 1}})
+    with pytest.raises(ConfigError, match=r"differs from eval\.env_kwargs\.lm"):
+        validate(Config(network=network, eval=eval_other))
+
+
+def test_every_network_field_has_a_doc_under_it():
+    import textdqn.network_config as module
+
+    source = inspect.getsource(module)
+    for f in dataclasses.fields(NetworkConfig):
+        lines = source.split(f"\n    {f.name}: ", 1)[1].splitlines()
+        assert lines[1].strip().startswith('"""'), f"NetworkConfig.{f.name} has no doc"
+
+
+def test_unknown_kind_is_also_refused_by_the_factory():
+    with pytest.raises(ConfigError, match="not a Q-network kind"):
+        make_q_network(OBS_SPACE, ACTIONS, NetworkConfig(kind="gpt"))
+
+
+# --- learner ---
+
+
+def _lm_sample(n: int = 6) -> WeightedSample:
+    obs = _rows([1 + i % T for i in range(n)], seed=5).numpy().astype(np.int32)
+    next_obs = obs.copy()
+    for row in range(n):  # s' = s plus one token (the action)
+        length = min(obs[row, 0] + 1, T)
+        next_obs[row, 0], next_obs[row, length] = length, 3 + row
+    mask = np.zeros((n, V), bool)
+    mask[:, [3, 8, 21]] = True
+    batch = TransitionBatch(
+        obs=obs,
+        action=np.arange(3, 3 + n, dtype=np.int64),
+        reward=np.linspace(-1, 1, n, dtype=np.float32),
+        discount=np.full(n, 0.99, np.float32),
+        next_obs=next_obs,
+        next_action_mask=mask,
+        policy_version=np.zeros(n, np.int32),
+    )
+    return WeightedSample(batch=batch, weights=np.ones(n, np.float32), keys=np.arange(n), shard=0)
+
+
+def _lm_learner(device: str, **learner) -> Learner:
+    config = Config(
+        network=NetworkConfig(kind="lm", lm=SPEC),
+        learner=LearnerConfig(device=device, lr=1e-3, **learner),
+    )
+    return Learner(config, OBS_SPACE, ACTIONS)
+
+
+def test_learner_updates_an_lm_q_network_on_cpu():
+    learner = _lm_learner("cpu")
+    sample = _lm_sample()
+    before = [p.clone() for p in learner.online.parameters()]
+    result = learner.update(sample)
+    assert result is not None and result.priorities.shape == (6,)
+    assert np.isfinite(result.priorities).all() and np.isfinite(result.loss)
+    assert any(not torch.equal(a, b) for a, b in zip(before, learner.online.parameters(), strict=True))
+    plain = _lm_learner("cpu", double_q=False)
+    assert np.isfinite(plain.update(sample).priorities).all()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_learner_updates_an_lm_q_network_on_cuda_in_bf16():
+    sample = _lm_sample()
+    results = {bf16: _lm_learner("cuda", bf16=bf16).update(sample) for bf16 in (True, False)}
+    for result in results.values():
+        assert result.priorities.dtype == np.float32 and np.isfinite(result.priorities).all()
+    # bf16 forward passes, float32 targets: close to the float32 run at bf16's precision.
+    np.testing.assert_allclose(results[True].priorities, results[False].priorities, rtol=0.05, atol=0.05)
+    cpu = _lm_learner("cpu").update(sample)
+    np.testing.assert_allclose(results[False].priorities, cpu.priorities, rtol=1e-3, atol=1e-3)
