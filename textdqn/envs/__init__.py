@@ -18,6 +18,8 @@ from textdqn.errors import ConfigError
 
 if "textdqn/Dialogue-v0" not in gym.registry:
     gym.register(id="textdqn/Dialogue-v0", entry_point="textdqn.envs.dialogue.env:DialogueEnv")
+if "textdqn/TextGen-v0" not in gym.registry:
+    gym.register(id="textdqn/TextGen-v0", entry_point="textdqn.envs.textgen.env:TextGenEnv")
 
 
 def make_env(config: EnvConfig) -> gym.Env:

@@ -1,0 +1,265 @@
+"""`textdqn/TextGen-v0`: token-level text generation as an MDP (after Guo et al. 2022, ILQL).
+
+Each episode shows the agent one prompt record (CommonGen-style: "write a sentence with: dog,
+ball, park."); each step the agent appends one token. The action mask allows the top-k next
+tokens of a reference causal LM at the current prefix, the end-of-sequence token, and the
+tokens the task needs (the prompt's concepts); never padding or other special tokens. The
+episode terminates at EOS or after `max_new_tokens` tokens, and a reward plug-in (rewards.py)
+scores the generated text: at the end, or spread over the tokens (`per_token`), plus an
+optional per-token KL penalty `kl_coef · log p_ref(a_t | s_t)` towards the reference.
+
+Observation: token ids, length-prefixed, shape [1 + max_tokens]: obs[0] = L, the number of
+real tokens; obs[1 : 1 + L] = the prompt's tokens, then the generated ones; the rest 0.
+uint16 when the vocabulary and max_tokens fit, else int32.
+
+info: "action_mask" (bool [V]) at every step; at the episode's end also "coverage" (fraction of
+the concepts used), "success" (the plug-in's: every concept used, for coverage), "length"
+(tokens generated, EOS included), "reward" (the episode's total) and "kl" (−Σ log p_ref of the
+generated tokens: the sequence's KL estimate to the reference for a greedy policy).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+
+from textdqn.envs.textgen import tokens
+from textdqn.envs.textgen.prompts import PromptRecord, load_prompts, split_records
+from textdqn.envs.textgen.reference import LMState, ReferenceLM
+from textdqn.envs.textgen.rewards import coverage, kl_penalty, make_reward, words
+from textdqn.errors import ConfigError
+
+LM_KEYS = ("path", "layers", "width", "heads", "seed")
+
+
+@dataclasses.dataclass(frozen=True)
+class Generation:
+    """A generated continuation of one prompt and how the env scores it."""
+
+    text: str
+    tokens: np.ndarray
+    reward: float
+    coverage: float
+    success: bool
+
+
+class TextGenEnv(gym.Env):
+    """Text generation one token at a time, rewarded by a plug-in, guided by a reference LM.
+
+    Args:
+        prompts: a JSONL file of prompt records (see prompts.py); "" = the shipped concepts.jsonl.
+        split: "train" or "test" records.
+        lm: the reference LM: {"path": local checkpoint} (its own tokenizer is used), or
+            {"layers", "width", "heads", "seed"} for a GPT-2 built from a config (seeded weights, the
+            word-level tokenizer of the prompts); passed to textdqn.lm.causal_lm.
+        top_k: how many of the reference's most likely next tokens the mask allows.
+        max_new_tokens: the most tokens one episode generates (EOS included).
+        max_tokens: observation length, prompt plus generated tokens (every prompt must leave
+            room for max_new_tokens).
+        reward: the reward plug-in: "coverage", "classifier" or "similarity".
+        reward_kwargs: the plug-in's arguments (see its class).
+        kl_coef: weight of the per-token KL penalty (≥ 0; 0 turns it off).
+        per_token: pay the plug-in's reward as per-token increments rather than at the end.
+    """
+
+    metadata: ClassVar[dict] = {"render_modes": []}
+
+    def __init__(
+        self,
+        prompts: str = "",
+        split: str = "train",
+        lm: dict[str, Any] | None = None,
+        top_k: int = 8,
+        max_new_tokens: int = 12,
+        max_tokens: int = 40,
+        reward: str = "coverage",
+        reward_kwargs: dict[str, Any] | None = None,
+        kl_coef: float = 0.0,
+        per_token: bool = False,
+    ) -> None:
+        from textdqn.lm import causal_lm
+
+        for name, value in (("top_k", top_k), ("max_new_tokens", max_new_tokens), ("max_tokens", max_tokens)):
+            if int(value) < 1:
+                raise ConfigError(f"env.kwargs.{name} = {value!r} must be >= 1")
+        if not kl_coef >= 0:
+            raise ConfigError(f"env.kwargs.kl_coef = {kl_coef!r} must be >= 0 (0 turns the KL penalty off)")
+        lm = dict(lm or {})
+        unknown = sorted(set(lm) - set(LM_KEYS))
+        if unknown:
+            raise ConfigError(f"env.kwargs.lm has unknown keys {unknown}; accepted: {list(LM_KEYS)}")
+        self.top_k, self.max_new_tokens, self.max_tokens = int(top_k), int(max_new_tokens), int(max_tokens)
+        self.kl_coef, self.per_token = float(kl_coef), bool(per_token)
+        self.all_records = load_prompts(prompts)
+        self.records = split_records(self.all_records, split, prompts)
+        self.reward_fn = make_reward(reward, reward_kwargs)
+        self.reward_fn.check(self.records)
+
+        path = str(lm.pop("path", "") or "")
+        self.tokenizer = tokens.load_lm_tokenizer(path) if path else tokens.build_tokenizer(self.all_records)
+        self.vocab_size = len(self.tokenizer)
+        self.eos_id = int(self.tokenizer.eos_token_id)
+        model = causal_lm(path, vocab_size=self.vocab_size, max_positions=self.max_tokens, **lm)
+        self.reference = ReferenceLM(model, self.vocab_size, self.max_tokens)
+        # Never allowed: padding and the other special tokens (EOS, the stop action, excepted).
+        self.banned = np.zeros(self.vocab_size, dtype=bool)
+        self.banned[[i for i in self.tokenizer.all_special_ids if i < self.vocab_size]] = True
+        self.banned[self.eos_id] = False
+        self._prompt_ids = self._encode_prompts(prompts)
+        self._concept_ids = [tokens.concept_ids(self.tokenizer, r.concepts) for r in self.records]
+        self._greedy: dict[str, Generation] = {}
+
+        high = max(self.vocab_size - 1, self.max_tokens)
+        dtype = np.uint16 if high <= np.iinfo(np.uint16).max else np.int32
+        bounds = np.full(1 + self.max_tokens, self.vocab_size - 1, dtype=dtype)
+        bounds[0] = self.max_tokens
+        self.observation_space = gym.spaces.Box(np.zeros_like(bounds), bounds, dtype=dtype)
+        self.action_space = gym.spaces.Discrete(self.vocab_size)
+        self.record: PromptRecord = self.records[0]
+        self._index = 0
+        self._generated: list[int] = []
+
+    def _encode_prompts(self, prompts: str) -> list[np.ndarray]:
+        """The split's prompts as token ids; ConfigError when any prompt of the file (either split,
+        so that train and test settings agree) leaves no room for max_new_tokens."""
+        room = self.max_tokens - self.max_new_tokens
+        encoded = {r.id: tokens.encode_prompt(self.tokenizer, r.prompt) for r in self.all_records}
+        longest = max(self.all_records, key=lambda r: len(encoded[r.id]))
+        if len(encoded[longest.id]) > room:
+            raise ConfigError(
+                f"prompt {longest.id!r} of {prompts or 'the shipped prompts'} has {len(encoded[longest.id])} "
+                f"tokens, more than max_tokens - max_new_tokens = {room}: raise env.kwargs.max_tokens to "
+                f"{len(encoded[longest.id]) + self.max_new_tokens} or shorten the prompt"
+            )
+        if any(len(ids) == 0 for ids in encoded.values()):
+            source = prompts or "the shipped prompts"
+            raise ConfigError(f"a prompt of {source} has no tokens; write some text in every prompt")
+        return [encoded[r.id] for r in self.records]
+
+    # --- text ---
+
+    def generated_text(self, generated: list[int] | np.ndarray | None = None) -> str:
+        """The text of `generated` token ids (default: this episode's), EOS and special tokens dropped."""
+        ids = self._generated if generated is None else list(generated)
+        return self.tokenizer.decode([i for i in ids if i != self.eos_id], skip_special_tokens=True).strip()
+
+    def reference_greedy(self, record: PromptRecord | int | None = None) -> Generation:
+        """The reference LM's greedy generation for `record` (a record of this split or its index;
+        default: the current one), scored as the env scores the agent's (the same total reward,
+        per-token or not). Cached per record: it is deterministic."""
+        if record is None:
+            record = self.record
+        index = record if isinstance(record, int) else self.records.index(record)
+        record = self.records[index]
+        if record.id not in self._greedy:
+            ids, logps = self.reference.greedy(
+                self._prompt_ids[index], self.banned, self.eos_id, self.max_new_tokens
+            )
+            self._greedy[record.id] = self._score(record, ids, float(logps.sum()))
+        return self._greedy[record.id]
+
+    def _score(self, record: PromptRecord, generated: np.ndarray | list[int], logp_sum: float) -> Generation:
+        text = self.generated_text(generated)
+        reward = self.reward_fn.score(text, record) + kl_penalty(logp_sum, self.kl_coef)
+        return Generation(
+            text=text,
+            tokens=np.asarray(generated, dtype=np.int64),
+            reward=float(reward),
+            coverage=coverage(words(text), record.concepts),
+            success=self.reward_fn.success(text, record),
+        )
+
+    def episode_text(self) -> str:
+        """The prompt, the generated text and the reference LM's greedy text for the same prompt,
+        each with its reward and coverage (what `textdqn eval --show` prints)."""
+        r = self.record
+        mine = self._score(r, self._generated, self._logp_sum)
+        ref = self.reference_greedy(self._index)
+        concepts = f"  [concepts: {', '.join(r.concepts)}]" if r.concepts else ""
+        lines = [f"prompt {r.id}: {r.prompt}{concepts}"]
+        for who, g in (("agent", mine), ("reference", ref)):
+            lines.append(f"  {who + ':':11}{g.text or '(nothing)'}")
+            outcome = f"reward {g.reward:.3f}, coverage {g.coverage:.2f}, success {int(g.success)}"
+            lines.append(f"  {'':11}{outcome}")
+        return "\n".join(lines)
+
+    def save_run_files(self, run_dir: str | Path) -> None:
+        """What a run directory needs to read this env's observations: the tokenizer, in
+        run_dir/tokenizer. The trainer calls this once per run."""
+        tokens.save_tokenizer(self.tokenizer, Path(run_dir) / "tokenizer")
+
+    # --- masks and observations ---
+
+    def action_mask(self) -> np.ndarray:
+        """bool [V]: the reference's top-k next tokens (special tokens other than EOS left out),
+        the record's concept tokens and EOS. Only EOS once the episode is over."""
+        mask = np.zeros(self.vocab_size, dtype=bool)
+        mask[self.eos_id] = True
+        if self._done:
+            return mask
+        logp = np.where(self.banned, -np.inf, self._state.logp)
+        k = min(self.top_k, self.vocab_size - 1)
+        mask[np.argpartition(-logp, k - 1)[:k]] = True
+        mask[self._concept_ids[self._index]] = True
+        mask[self.banned] = False
+        return mask
+
+    def _observation(self) -> np.ndarray:
+        ids = np.concatenate([self._prompt_ids[self._index], np.asarray(self._generated, dtype=np.int64)])
+        obs = np.zeros(self.observation_space.shape, dtype=self.observation_space.dtype)
+        obs[0] = len(ids)
+        obs[1 : 1 + len(ids)] = ids
+        return obs
+
+    def rule_action(self) -> int:
+        """The reference LM's greedy next token (never a banned one): the reference baseline
+        (`textdqn eval --agent rule`), and a warm-start policy."""
+        return int(np.argmax(np.where(self.banned, -np.inf, self._state.logp)))
+
+    # --- gymnasium API ---
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """Start an episode on a random record of the split, or on `options["prompt_index"]`."""
+        super().reset(seed=seed)
+        index = (options or {}).get("prompt_index")
+        if index is None:
+            index = int(self.np_random.integers(len(self.records)))
+        if not 0 <= index < len(self.records):
+            count = len(self.records)
+            raise IndexError(f"prompt_index {index} is out of range: the split has {count} prompts")
+        self._index, self.record = int(index), self.records[index]
+        self._generated, self._done = [], False
+        self._potential = self._total = self._logp_sum = 0.0
+        self._state: LMState = self.reference.start(self._prompt_ids[index])
+        return self._observation(), {"action_mask": self.action_mask()}
+
+    def step(self, action: int):
+        token = int(action)
+        logp = float(self._state.logp[token])
+        self._generated.append(token)
+        self._logp_sum += logp
+        self._done = token == self.eos_id or len(self._generated) >= self.max_new_tokens
+        reward = kl_penalty(logp, self.kl_coef)
+        text = self.generated_text() if self.per_token or self._done else ""
+        if self.per_token or self._done:
+            score = self.reward_fn.score(text, self.record)
+            reward += score - self._potential  # without per_token the potential stays 0: the whole score
+            if self.per_token:
+                self._potential = score
+        self._total += reward
+        if not self._done:
+            self.reference.advance(self._state, token)
+        info: dict = {"action_mask": self.action_mask()}
+        if self._done:
+            info.update(
+                coverage=coverage(words(text), self.record.concepts),
+                success=float(self.reward_fn.success(text, self.record)),
+                length=float(len(self._generated)),
+                reward=float(self._total),
+                kl=-self._logp_sum,
+            )
+        return self._observation(), float(reward), self._done, False, info

@@ -1,0 +1,95 @@
+"""The reference language model of textdqn/TextGen-v0: next-token log-probabilities one token
+at a time (batch 1, a KV cache, torch.no_grad, eval mode), and its greedy generations.
+
+torch's thread settings are left as they are: the process that owns the env decides them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from textdqn.errors import ConfigError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+
+@dataclasses.dataclass
+class LMState:
+    """A prefix the model has read: its KV cache and the next token's log-probs (float32 [V])."""
+
+    cache: Any
+    logp: np.ndarray
+    length: int
+
+
+class ReferenceLM:
+    """A causal LM scoring next tokens over the first `vocab_size` ids (the tokenizer's).
+
+    A checkpoint whose output layer is wider than the tokenizer (padded embeddings) has the
+    extra logits dropped before the softmax; one that is narrower, or has fewer positions than
+    `max_tokens`, is a ConfigError.
+    """
+
+    def __init__(self, model: PreTrainedModel, vocab_size: int, max_tokens: int) -> None:
+        self.model = model.eval()
+        self.vocab_size = int(vocab_size)
+        width = model.get_output_embeddings().weight.shape[0]
+        if width < vocab_size:
+            raise ConfigError(
+                f"the reference LM scores {width} tokens but its tokenizer has {vocab_size}: use the "
+                "tokenizer saved with the checkpoint (or resize the model's embeddings to it)"
+            )
+        config = model.config
+        positions = getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None)
+        if positions is not None and positions < max_tokens:
+            raise ConfigError(
+                f"env.kwargs.max_tokens = {max_tokens} exceeds the reference LM's {positions} positions: "
+                f"set max_tokens <= {positions}"
+            )
+        # transformers 5 calls the KV cache `cache`; earlier versions `past_key_values`.
+        parameters = inspect.signature(model.forward).parameters
+        self._cache_arg = "cache" if "cache" in parameters else "past_key_values"
+
+    @torch.no_grad()
+    def _run(self, ids: list[int] | np.ndarray, cache: Any) -> tuple[Any, np.ndarray]:
+        inputs = torch.as_tensor(np.asarray(ids, dtype=np.int64)).unsqueeze(0)
+        out = self.model(input_ids=inputs, use_cache=True, **{self._cache_arg: cache})
+        logits = out.logits[0, -1, : self.vocab_size].float()
+        new_cache = out.get("cache", None) if self._cache_arg == "cache" else out.get("past_key_values")
+        return new_cache, torch.log_softmax(logits, dim=-1).numpy()
+
+    def start(self, prompt: np.ndarray) -> LMState:
+        """Read `prompt` (int ids [L], L >= 1); the state holds the log-probs of the token after it."""
+        if len(prompt) == 0:
+            raise ValueError("the reference LM needs a prompt of at least one token")
+        cache, logp = self._run(prompt, None)
+        return LMState(cache, logp, len(prompt))
+
+    def advance(self, state: LMState, token: int) -> LMState:
+        """Append `token` to the prefix of `state` (updated in place, and returned)."""
+        state.cache, state.logp = self._run([int(token)], state.cache)
+        state.length += 1
+        return state
+
+    def greedy(
+        self, prompt: np.ndarray, banned: np.ndarray, eos_id: int, max_new_tokens: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The reference's greedy continuation of `prompt`, never choosing a `banned` token (bool
+        [V]), up to and including EOS or `max_new_tokens` tokens: (tokens int64 [T], log p_ref of
+        each float32 [T])."""
+        state = self.start(prompt)
+        tokens, logps = [], []
+        for t in range(max_new_tokens):
+            token = int(np.argmax(np.where(banned, -np.inf, state.logp)))
+            tokens.append(token)
+            logps.append(state.logp[token])
+            if token == eos_id or t == max_new_tokens - 1:
+                break
+            self.advance(state, token)
+        return np.asarray(tokens, dtype=np.int64), np.asarray(logps, dtype=np.float32)
