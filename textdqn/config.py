@@ -298,12 +298,21 @@ class EvalConfig:
     """environments stepped together by the evaluator"""
     env_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
     """keyword arguments that replace env.kwargs for evaluation (e.g. split: test)"""
+    baseline: str = ""
+    """a baseline agent (rule or random) evaluated once at the start of the run on the same
+    episodes, reported in summary.json next to the policy; empty: none"""
 
     _RULES: ClassVar[dict[str, Rule]] = {
         "every_env_steps": at_least(0),
         "episodes": at_least(1),
         "num_envs": at_least(1),
     }
+
+    def _check(self, path: str) -> list[str]:
+        if self.baseline in ("", "rule", "random"):
+            return []
+        key = join(path, "baseline")
+        return [f"{key} = {self.baseline!r} is not a baseline agent: use rule, random or '' (none)"]
 
 
 @dataclasses.dataclass(frozen=True)

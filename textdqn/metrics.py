@@ -43,7 +43,7 @@ METRIC_COLUMNS: tuple[str, ...] = (
     "wall_s", "env_steps", "updates", "env_steps_per_s", "updates_per_s", "replay_size",
     "samples_per_insert", "policy_lag_mean", "policy_lag_max", "sample_age_mean",
     "learner_utilization", "loss", "q_mean", "train_return_mean", "train_episodes",
-    "eval_return_mean", "eval_return_std", "eval_success_rate", "env_errors", "actor_restarts",
+    "eval_return_mean", "eval_return_std", "eval_success_rate", "eval_target", "env_errors", "actor_restarts",
     "bad_updates", "epsilon_mean", "weight_version",
 )  # fmt: skip
 """The keys of a metrics row, in CSV column order (wall_s in seconds since the run began)."""

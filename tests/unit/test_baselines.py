@@ -20,6 +20,7 @@ def test_evaluator_runs_the_rule_and_random_baselines():
     rule = evaluator.run(baseline_policy("rule", evaluator.envs), 200)
     random = evaluator.run(baseline_policy("random", evaluator.envs, seed=1), 200)
     assert rule["episodes"] == random["episodes"] == 200
+    assert 2 <= rule["turns_mean"] <= 40  # episode-end info means come with the metrics
     assert 0.30 <= rule["success_rate"] <= 0.55
     assert random["success_rate"] < 0.08
     with pytest.raises(ConfigError, match="use one of"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -46,6 +47,18 @@ def baseline_policy(name: str, envs: gym.vector.VectorEnv, seed: int = 0) -> Pol
     raise ConfigError(f"unknown baseline agent {name!r}: use one of {BASELINES}")
 
 
+def _episode_end_means(finals: list[dict]) -> dict[str, float]:
+    values: dict[str, list[float]] = {}
+    for final in finals:
+        for key, value in final.items():
+            numeric = isinstance(value, (numbers.Real, np.bool_))
+            if numeric and key != "action_mask" and not key.startswith("_"):
+                values.setdefault(key, []).append(float(value))
+    return {
+        "success_rate" if key == "success" else f"{key}_mean": float(np.mean(v)) for key, v in values.items()
+    }
+
+
 class Evaluator:
     """Runs the greedy policy for a fixed number of episodes and reports their metrics.
 
@@ -72,7 +85,9 @@ class Evaluator:
         return masked_argmax(self.net(torch.as_tensor(obs)).numpy(), mask)
 
     def run(self, policy: Policy, episodes: int) -> dict[str, float]:
-        """return_mean, return_std, length_mean, episodes, and success_rate when the env reports it.
+        """return_mean, return_std, length_mean, episodes, and the means of the env's numeric
+        episode-end info: success_rate for "success", <key>_mean for the others (turns_mean,
+        coverage_mean, ...), over the episodes that report the key.
 
         policy(obs [N, ...], mask [N, A] or None) -> actions [N] for the evaluator's N envs.
         """
@@ -82,7 +97,7 @@ class Evaluator:
         mask = action_masks(info, self.num_envs)
         ep_return = np.zeros(self.num_envs)
         ep_length = np.zeros(self.num_envs, dtype=np.int64)
-        returns, lengths, successes = [], [], []
+        returns, lengths, ends = [], [], []
         while quota.sum() > 0:
             actions = policy(obs, mask)
             obs, reward, terminated, truncated, info = self.envs.step(actions)
@@ -97,8 +112,7 @@ class Evaluator:
                     quota[i] -= 1
                     returns.append(ep_return[i])
                     lengths.append(ep_length[i])
-                    if "success" in final:
-                        successes.append(float(final["success"]))
+                    ends.append(final)
             ep_return[done] = 0
             ep_length[done] = 0
         out = {
@@ -107,9 +121,7 @@ class Evaluator:
             "length_mean": float(np.mean(lengths)),
             "episodes": float(len(returns)),
         }
-        if successes:
-            out["success_rate"] = float(np.mean(successes))
-        return out
+        return {**out, **_episode_end_means(ends)}
 
     @torch.no_grad()
     def show(self, agent: str, episodes: int, weights: dict[str, np.ndarray] | None = None) -> list[Episode]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from textdqn.actors.evaluator import Evaluator
+from textdqn.actors.evaluator import Evaluator, baseline_policy
 from textdqn.cluster.progress import Progress
 from textdqn.config import Config, to_dict
 from textdqn.envs import save_run_files
@@ -146,6 +146,7 @@ def _supervise(config: Config, run: RunDirectory, runner, counters: _Counters, l
     stop, every = config.stop, config.eval.every_env_steps
     evaluator = Evaluator(config)
     save_run_files(evaluator.envs, run.path)
+    baseline = _baseline(evaluator, config)
     agg = _Aggregator(counters)
     logger = MetricsLogger(run, METRIC_COLUMNS)
     start = time.perf_counter()
@@ -177,10 +178,8 @@ def _supervise(config: Config, run: RunDirectory, runner, counters: _Counters, l
         reached = _reached(stop, final_eval)
     logger.close()
     evaluator.close()
-    metric = f"eval_{stop.target_metric}" if stop.target_metric else "eval_return_mean"
-    if metric not in METRIC_COLUMNS:
-        metric = "eval_return_mean"
-    target = stop.target_value if f"eval_{stop.target_metric}" == metric else None
+    metric = "eval_target" if stop.target_metric else "eval_return_mean"
+    target = stop.target_value if stop.target_metric else None
     plot_learning_curve(logger.csv_path, run.plot_path, target=target, metric=metric)
     summary = {
         "reached_target": bool(reached),
@@ -189,6 +188,7 @@ def _supervise(config: Config, run: RunDirectory, runner, counters: _Counters, l
         "updates": counters.updates,
         "wall_s": round(wall, 2),
         "final_eval": final_eval,
+        **({"baseline": baseline} if baseline else {}),
         "env_errors": counters.env_errors,
         "actor_restarts": counters.actor_restarts,
         **agg.totals(),
@@ -205,6 +205,19 @@ def _evaluate(evaluator: Evaluator, runner, config: Config, row: dict) -> dict:
     row["eval_return_mean"] = result["return_mean"]
     row["eval_return_std"] = result["return_std"]
     row["eval_success_rate"] = result.get("success_rate")
+    if config.stop.target_metric:
+        row["eval_target"] = result.get(config.stop.target_metric)
+    return result
+
+
+def _baseline(evaluator: Evaluator, config: Config) -> dict:
+    """The eval.baseline agent's metrics on the evaluation episodes ({} when none is set)."""
+    agent = config.eval.baseline
+    if not agent:
+        return {}
+    policy = baseline_policy(agent, evaluator.envs, config.run.seed)
+    result = {"agent": agent, **evaluator.run(policy, config.eval.episodes)}
+    log.info("baseline %s", result)
     return result
 
 
