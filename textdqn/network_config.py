@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textdqn.typed_config import Rule, at_least, join
+from textdqn.typed_config import Rule, above, at_least, join
 
 KINDS = ("auto", "mlp", "encoder", "lm")
 """Q-network kinds: auto = mlp for float observations, encoder for token ids."""
@@ -32,6 +32,10 @@ class NetworkConfig:
     dueling: bool = True
     """dueling head: Q = V + A − mean(A); for kind lm, A = the LM's logits and V a new head
     (False: Q = the logits themselves, Soft Q-Learning's parameterisation)"""
+    q_scale: float = 1.0
+    """kinds mlp and encoder: Q = q_scale × the head's output; set it near the size of the
+    returns (e.g. 40 for the dialogue's ±80) when the features are normalised, as a
+    transformer's are, so that Adam's small steps can reach them"""
     encoder_layers: int = 2
     """transformer Q-network (token observations): encoder layers"""
     encoder_width: int = 128
@@ -46,6 +50,7 @@ class NetworkConfig:
     {layers, width, heads, seed} (a GPT-2 built from a seed); vocabulary = the action space"""
 
     _RULES: ClassVar[dict[str, Rule]] = {
+        "q_scale": above(0, "a float"),
         "encoder_layers": at_least(1),
         "encoder_width": at_least(1),
         "encoder_heads": at_least(1),

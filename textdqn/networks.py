@@ -30,6 +30,7 @@ class MLPQNetwork(nn.Module):
     num_actions: A, the size of the Discrete action space.
     hidden: widths of the ReLU torso's layers; () maps observations straight to the head.
     dueling: Q = V + A − mean(A) over actions (Wang et al. 2016); otherwise one linear head.
+    q_scale: Q = q_scale × the head's output (see q_values).
 
     forward(obs [B, ...]) -> Q [B, A]: dims after the first are flattened, obs cast to float.
     """
@@ -40,6 +41,7 @@ class MLPQNetwork(nn.Module):
         num_actions: int,
         hidden: tuple[int, ...] = (256, 256),
         dueling: bool = True,
+        q_scale: float = 1.0,
     ) -> None:
         super().__init__()
         if obs_dim < 1 or num_actions < 1 or any(h < 1 for h in hidden):
@@ -57,20 +59,24 @@ class MLPQNetwork(nn.Module):
         # Without dueling, `advantage` is the whole Q head.
         self.advantage = nn.Linear(width, num_actions)
         self.value = nn.Linear(width, 1) if dueling else None
+        self.q_scale = float(q_scale)
 
     def forward(self, obs: Tensor) -> Tensor:
         """Q-values [B, A] of observations [B, obs_dim] (or [B, *shape], flattened)."""
         features = self.torso(obs.flatten(1).float())
-        return q_values(features, self.advantage, self.value)
+        return q_values(features, self.advantage, self.value, self.q_scale)
 
 
-def q_values(features: Tensor, advantage: nn.Module, value: nn.Module | None) -> Tensor:
-    """Q [B, A] from features [B, F]: the advantage head alone, or V + A − mean(A) (dueling)."""
+def q_values(features: Tensor, advantage: nn.Module, value: nn.Module | None, scale: float = 1.0) -> Tensor:
+    """Q [B, A] from features [B, F]: the advantage head alone, or V + A − mean(A) (dueling),
+    times `scale`. Adam moves a weight by about lr a step whatever the gradient's size, so a
+    head on normalised features (a transformer's) would take ~|Q| / lr steps to reach Q-values
+    of a reward scale like the dialogue's ±80; a scale near that size makes them reachable."""
     adv = advantage(features)
     if value is None:
-        return adv
+        return scale * adv
     # Subtracting the mean advantage makes V and A identifiable (Wang et al. 2016, eq. 9).
-    return value(features) + adv - adv.mean(dim=-1, keepdim=True)
+    return scale * (value(features) + adv - adv.mean(dim=-1, keepdim=True))
 
 
 class TransformerQNetwork(nn.Module):
@@ -103,6 +109,7 @@ class TransformerQNetwork(nn.Module):
         heads: int = 4,
         dueling: bool = True,
         pretrained: str = "",
+        q_scale: float = 1.0,
     ) -> None:
         super().__init__()
         if min(vocab_size, max_tokens, num_actions, layers, width, heads) < 1 or width % heads:
@@ -118,6 +125,7 @@ class TransformerQNetwork(nn.Module):
         width = self.encoder.config.hidden_size
         self.advantage = nn.Linear(width, num_actions)
         self.value = nn.Linear(width, 1) if dueling else None
+        self.q_scale = float(q_scale)
 
     def forward(self, tokens: Tensor) -> Tensor:
         """Q-values [B, A] of token ids [B, T] (padded with 0)."""
@@ -129,7 +137,7 @@ class TransformerQNetwork(nn.Module):
         length = int(mask.any(dim=0).nonzero().max()) + 1
         tokens, mask = tokens[:, :length], mask[:, :length]
         hidden = self.encoder(input_ids=tokens, attention_mask=mask.long()).last_hidden_state
-        return q_values(hidden[:, 0].float(), self.advantage, self.value)
+        return q_values(hidden[:, 0].float(), self.advantage, self.value, self.q_scale)
 
 
 class LMQNetwork(nn.Module):
@@ -246,7 +254,7 @@ def make_q_network(
         if not isinstance(observation_space, gym.spaces.Box):
             raise ConfigError(f"network.kind = 'mlp' needs a Box observation space, got {observation_space}")
         obs_dim = int(np.prod(observation_space.shape))
-        return MLPQNetwork(obs_dim, num_actions, tuple(config.hidden), config.dueling)
+        return MLPQNetwork(obs_dim, num_actions, tuple(config.hidden), config.dueling, config.q_scale)
     if kind not in ("encoder", "lm"):
         raise ConfigError(f"network.kind = {kind!r} is not a Q-network kind: expected one of {KINDS}")
     space = _token_space(observation_space, kind)
@@ -261,6 +269,7 @@ def make_q_network(
         heads=config.encoder_heads,
         dueling=config.dueling,
         pretrained=config.pretrained,
+        q_scale=config.q_scale,
     )
 
 

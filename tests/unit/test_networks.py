@@ -222,3 +222,12 @@ def test_encoder_heads_must_divide_the_width():
         validate(Config(network=NetworkConfig(encoder_width=30, encoder_heads=4)))
     with pytest.raises(ValueError, match="heads dividing width"):
         TransformerQNetwork(VOCAB, T, 5, layers=1, width=30, heads=4)
+
+
+def test_q_scale_multiplies_the_heads_output():
+    torch.manual_seed(0)
+    plain = MLPQNetwork(4, 3, (8,), dueling=True)
+    scaled = MLPQNetwork(4, 3, (8,), dueling=True, q_scale=40.0)
+    scaled.load_state_dict(plain.state_dict())
+    obs = torch.randn(5, 4)
+    torch.testing.assert_close(scaled(obs), 40.0 * plain(obs))
