@@ -3,7 +3,8 @@
 `causal_lm` loads a local `transformers` checkpoint, or builds a small GPT-2 from a config with
 weights drawn from a seed, so that every process that builds the same spec gets the same
 model (the env's reference LM and the Q-network it initialises). Nothing is downloaded.
-`transformers` is imported here only when a model is made.
+torch and `transformers` are imported only when a model is made (textdqn.config imports
+resolve_path from here).
 """
 
 from __future__ import annotations
@@ -11,26 +12,35 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import torch
-
 from textdqn.errors import ConfigError
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
 
+PACKAGE_PREFIX = "textdqn:"
+"""A path "textdqn:envs/textgen/data/concepts-lm" names a directory inside the installed package."""
+
+
+def resolve_path(path: str) -> str:
+    """`path`, with a leading "textdqn:" replaced by the installed package's directory."""
+    if path.startswith(PACKAGE_PREFIX):
+        return str(Path(__file__).parent / path[len(PACKAGE_PREFIX) :])
+    return path
+
+
 def load_local(auto_class: type, path: str, key: str, what: str):
     """`auto_class.from_pretrained(path)` from a local directory only (an AutoModel class or
     AutoTokenizer); ConfigError naming `key` (the config key holding `path`) and the fix when
     `path` is not a local directory or holds no loadable `what` (e.g. "causal LM")."""
-    if not path or not Path(path).is_dir():
+    if not path or not Path(resolve_path(path)).is_dir():
         raise ConfigError(
             f"{key} = {path!r} is not a local directory: pass a directory holding a transformers {what} "
             "checkpoint (config.json, weights and tokenizer files, e.g. written by save_pretrained); "
             "nothing is downloaded"
         )
     try:
-        return auto_class.from_pretrained(path, local_files_only=True)
+        return auto_class.from_pretrained(resolve_path(path), local_files_only=True)
     except (OSError, ValueError) as e:
         raise ConfigError(
             f"{key} = {path!r} cannot be loaded as a transformers {what} ({e}); pass a directory "
@@ -55,6 +65,7 @@ def causal_lm(
     A loaded checkpoint keeps its own sizes; ConfigError names the fix when `path` is not a
     local checkpoint.
     """
+    import torch
     from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 
     if path:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
+from textdqn.lm import resolve_path
 from textdqn.typed_config import Rule, above, at_least, join
 
 KINDS = ("auto", "mlp", "encoder", "lm")
@@ -99,7 +100,7 @@ def lm_spec_problems(spec: Mapping[str, Any], key: str) -> list[str]:
     path = spec.get("path", "")
     if not isinstance(path, str):
         found.append(f"{join(key, 'path')} = {path!r} has the wrong type: expected str")
-    elif path and not Path(path).is_dir():
+    elif path and not Path(resolve_path(path)).is_dir():
         found.append(
             f"{join(key, 'path')} = {path!r} is not a local directory: pass the path of a directory "
             "holding a transformers causal LM checkpoint (written by save_pretrained), or leave path "

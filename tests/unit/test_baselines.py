@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -40,7 +41,9 @@ def test_warm_start_acts_with_the_rule_agent_then_hands_over(monkeypatch):
     worker = RolloutWorker(config, 0)
     _, warm = worker.rollout(200)
     assert warm.episode_lengths and set(warm.episode_lengths) == {1}
-    _, after = worker.rollout(400)  # ε = 1 over the env's acts: dialogues of several turns
+    batches, after = worker.rollout(400)
+    # ε = 1 over the env's acts: dialogues of several turns, sent with masks packed for replay
+    assert batches and all(b.next_action_mask.dtype == np.uint8 for b in batches)
     assert max(after.episode_lengths) > 1
 
 

@@ -15,7 +15,7 @@ from textdqn.learner.checkpoint import load_checkpoint, save_checkpoint
 from textdqn.learner.learner import Learner, TrainingDivergedError
 from textdqn.learner.loop import LearnerLoop
 from textdqn.learner.prefetch import Prefetcher
-from textdqn.types import TransitionBatch, WeightedSample
+from textdqn.types import TransitionBatch, WeightedSample, pack_masks, unpack_masks
 
 SPACES = (gym.spaces.Box(-1, 1, (3,), np.float32), gym.spaces.Discrete(2))
 
@@ -170,3 +170,25 @@ def test_bf16_flag_changes_nothing_on_cpu():
         results.append(Learner(_config(bf16=bf16), *SPACES).update(_sample(reward=2.0)))
     np.testing.assert_array_equal(results[0].priorities, results[1].priorities)
     assert results[0].loss == results[1].loss
+
+
+def test_packed_masks_round_trip_and_train_as_bool_masks():
+    rng = np.random.default_rng(1)
+    mask = rng.random((5, 43)) < 0.3
+    packed = pack_masks(mask)
+    assert packed.dtype == np.uint8 and packed.shape == (5, 6)
+    np.testing.assert_array_equal(unpack_masks(packed, 43), mask)
+    assert unpack_masks(mask, 43) is mask and unpack_masks(None, 43) is None
+
+    spaces = (gym.spaces.Box(-1, 1, (3,), np.float32), gym.spaces.Discrete(11))
+    base = _sample(n=8).batch
+    base = dataclasses.replace(base, discount=np.full(8, 0.9, np.float32), action=np.arange(8) % 11)
+    bool_mask = rng.random((8, 11)) < 0.5
+    priorities = []
+    for mask in (bool_mask, pack_masks(bool_mask)):
+        torch.manual_seed(0)
+        learner = Learner(_config(batch_size=8), *spaces)
+        batch = dataclasses.replace(base, next_action_mask=mask)
+        sample = WeightedSample(batch=batch, weights=np.ones(8, np.float32), keys=np.arange(8), shard=0)
+        priorities.append(learner.update(sample).priorities)
+    np.testing.assert_allclose(priorities[0], priorities[1])

@@ -29,7 +29,7 @@ from textdqn.envs import (
 )
 from textdqn.learner.losses import double_dqn_targets
 from textdqn.networks import load_numpy_state_, make_acting_network
-from textdqn.types import RolloutStats, TransitionBatch
+from textdqn.types import RolloutStats, TransitionBatch, pack_masks, unpack_masks
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,10 @@ class RolloutWorker:
         full = (total // size) * size
         self._pending = [merged.take(slice(full, total))] if full < total else []
         ready = merged.take(slice(0, full))
-        ready = TransitionBatch(**{**ready.fields(), "priority": self.initial_priorities(ready)})
+        fields = {**ready.fields(), "priority": self.initial_priorities(ready)}
+        if ready.next_action_mask is not None:  # 8 actions a byte in replay (see TransitionBatch)
+            fields["next_action_mask"] = pack_masks(ready.next_action_mask)
+        ready = TransitionBatch(**fields)
         return [ready.take(slice(i, i + size)) for i in range(0, full, size)]
 
     @torch.no_grad()
@@ -158,7 +161,8 @@ class RolloutWorker:
         """|δ| of each transition under the local network (Ape-X: actors prioritise)."""
         q = self.net(torch.as_tensor(np.concatenate([batch.obs, batch.next_obs])))
         q_obs, q_next = q[: len(batch)], q[len(batch) :]
-        mask = None if batch.next_action_mask is None else torch.as_tensor(batch.next_action_mask)
+        mask = unpack_masks(batch.next_action_mask, q.shape[1])
+        mask = None if mask is None else torch.as_tensor(mask)
         target = double_dqn_targets(
             torch.as_tensor(batch.reward), torch.as_tensor(batch.discount), q_next, q_next, mask
         )

@@ -18,7 +18,7 @@ from textdqn.config import Config
 from textdqn.errors import TextDQNError
 from textdqn.learner.losses import double_dqn_targets, hard_update_, soft_update_, td_loss
 from textdqn.networks import make_q_network, state_to_numpy
-from textdqn.types import WeightedSample
+from textdqn.types import WeightedSample, unpack_masks
 
 
 class TrainingDivergedError(TextDQNError):
@@ -55,6 +55,7 @@ class Learner:
         self.config = config.learner
         torch.set_num_threads(self.config.torch_threads)
         self.device = resolve_device(device or self.config.device)
+        self.num_actions = int(action_space.n)
         self.online = make_q_network(observation_space, action_space, config.network).to(self.device)
         self.target = copy.deepcopy(self.online).requires_grad_(False)
         self.optimizer = torch.optim.Adam(
@@ -78,7 +79,8 @@ class Learner:
         obs, next_obs = self._tensor(b.obs), self._tensor(b.next_obs)
         action, reward = self._tensor(b.action), self._tensor(b.reward)
         discount, weights = self._tensor(b.discount), self._tensor(sample.weights)
-        mask = None if b.next_action_mask is None else self._tensor(b.next_action_mask)
+        mask = unpack_masks(b.next_action_mask, self.num_actions)
+        mask = None if mask is None else self._tensor(mask)
         # bf16 autocast for the forward passes on CUDA only; targets and loss in float32.
         bf16 = self.config.bf16 and self.device.type == "cuda"
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
