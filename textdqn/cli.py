@@ -135,7 +135,7 @@ def _print_episodes(title: str, episodes: list) -> None:
         outcome = ", ".join(f"{k} {v:g}" for k, v in episode.outcome.items())
         console.print(f"[bold]episode {i}[/bold]", highlight=False)
         console.print(episode.text, markup=False, highlight=False, soft_wrap=True)
-        console.print(f"outcome: {outcome}\n", highlight=False)
+        console.print(f"outcome: {outcome}\n", highlight=False, soft_wrap=True)
 
 
 def _eval_setup(run_dir: Path | None, agent: str, env: str | None, overrides: list[str]):

@@ -34,9 +34,10 @@ class NetworkConfig:
     """dueling head: Q = V + A − mean(A); for kind lm, A = the LM's logits and V a new head
     (False: Q = the logits themselves, Soft Q-Learning's parameterisation)"""
     q_scale: float = 1.0
-    """kinds mlp and encoder: Q = q_scale × the head's output; set it near the size of the
-    returns (e.g. 40 for the dialogue's ±80) when the features are normalised, as a
-    transformer's are, so that Adam's small steps can reach them"""
+    """Q = q_scale × the head's output. mlp, encoder: set it near the size of the returns
+    (e.g. 40 for the dialogue's ±80) when the features are normalised, as a transformer's are,
+    so that Adam's small steps can reach them; lm: a temperature on the logits (e.g. 0.1)
+    that brings them to the rewards' scale"""
     encoder_layers: int = 2
     """transformer Q-network (token observations): encoder layers"""
     encoder_width: int = 128

@@ -154,6 +154,10 @@ class LMQNetwork(nn.Module):
         greedy policy). Logits are defined only up to a per-state constant, which softmax
         ignores but a bootstrapped target would not; centring drops that arbitrary level and
         V learns the state's value. False: Q = the logits (Soft Q-Learning's parameterisation).
+    q_scale: Q = q_scale × the above: a temperature that brings the logits (a trained LM's
+        spread over ±10) to the rewards' scale (e.g. a coverage in [0, 1]) without changing
+        the greedy policy, so training refines the LM's preferences instead of first shrinking
+        every logit towards the targets.
 
     Observations are length-prefixed token rows: obs[:, 0] = L >= 1, obs[:, 1 : 1 + L] the
     prompt and generated tokens, then padding. The head is applied only to the final hidden
@@ -166,8 +170,9 @@ class LMQNetwork(nn.Module):
     forward(obs [B, 1 + T'], uint16/int32/int64) -> Q [B, V] (float32).
     """
 
-    def __init__(self, lm: nn.Module, dueling: bool = True) -> None:
+    def __init__(self, lm: nn.Module, dueling: bool = True, q_scale: float = 1.0) -> None:
         super().__init__()
+        self.q_scale = float(q_scale)
         if getattr(lm, "base_model", lm) is lm or lm.get_output_embeddings() is None:
             raise ValueError(f"LMQNetwork needs a causal LM with a base model and an LM head, got {type(lm)}")
         self.lm = lm
@@ -193,8 +198,8 @@ class LMQNetwork(nn.Module):
         last = hidden[torch.arange(len(obs), device=obs.device), lengths - 1]
         logits = self.lm.get_output_embeddings()(last).float()
         if self.value is None:
-            return logits
-        return self.value(last).float() + logits - logits.mean(dim=-1, keepdim=True)
+            return self.q_scale * logits
+        return self.q_scale * (self.value(last).float() + logits - logits.mean(dim=-1, keepdim=True))
 
 
 def _build_encoder(vocab_size: int, max_tokens: int, layers: int, width: int, heads: int) -> nn.Module:
@@ -331,7 +336,7 @@ def _make_lm_q_network(space: gym.spaces.Box, num_actions: int, config: NetworkC
             f"{source} takes at most {positions} tokens but observations hold up to {max_tokens}: "
             f"lower the env's maximum length to {positions} or use another checkpoint"
         )
-    return LMQNetwork(lm, dueling=config.dueling)
+    return LMQNetwork(lm, dueling=config.dueling, q_scale=config.q_scale)
 
 
 def state_to_numpy(module: nn.Module) -> dict[str, np.ndarray]:
