@@ -173,7 +173,7 @@ def bench_replay(
 ) -> None:
     """Insert, sample and sample+update throughput: our shard vs RLlib vs cpprb vs our Ray service."""
     from textdqn.bench.replay_bench import QUICK, ReplayBenchSettings, run_replay_bench
-    from textdqn.bench.tables import replay_table
+    from textdqn.bench.tables import memory_table, replay_table
 
     settings = QUICK if quick else ReplayBenchSettings()
     console.print(
@@ -181,6 +181,7 @@ def bench_replay(
         f"prefill {settings.prefill:,}, {settings.seconds}s per measurement"
     )
     result = run_replay_bench(settings, with_ray=not no_ray, log=lambda m: console.print(m, style="dim"))
+    console.print(memory_table(result))
     _report(replay_table(result), result, json_path)
 
 

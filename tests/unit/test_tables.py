@@ -59,3 +59,15 @@ def test_learner_table_shows_the_ratio():
     }
     text = _render(learner_table(result))
     assert "76.8" in text and "39,322" in text and "92%" in text and "1.05x" in text
+
+
+def test_text_transition_memory_is_measured_on_a_shard_and_packed_masks_are_smaller():
+    from textdqn.bench.replay_bench import transition_memory
+    from textdqn.bench.tables import memory_table
+
+    rows = {r["transition"]: r for r in transition_memory(batch=8)}
+    gpt2 = rows["textgen GPT-2 (1+48, 50,257 tokens)"]
+    # 2 × 49 uint16 tokens + action, reward, discount, version + key and tree leaf + the mask
+    assert gpt2["bytes_packed_mask"] == 2 * 49 * 2 + 8 + 4 + 4 + 4 + 8 + 16 + -(-50_257 // 8)
+    assert gpt2["bytes_bool_mask"] - gpt2["bytes_packed_mask"] == 50_257 - 6_283
+    assert memory_table({"text_transitions": list(rows.values())}).row_count == 3

@@ -65,6 +65,41 @@ def make_batches(obs_kind: str, batch: int, count: int = 16, seed: int = 0) -> l
     ]
 
 
+TEXT_TRANSITIONS = {  # name -> (observation length, vocabulary = actions)
+    "dialogue tokens (128, 25 acts)": (128, 25),
+    "textgen small LM (1+40, 500 tokens)": (41, 500),
+    "textgen GPT-2 (1+48, 50,257 tokens)": (49, 50_257),
+}
+
+
+def transition_memory(batch: int = 64) -> list[dict]:
+    """Bytes a replay shard holds per transition of the text envs' shapes (uint16 token
+    observations and next observations, a next-action mask), with the mask packed 8 actions
+    a byte as actors send it and, for comparison, as bool: measured on a real shard."""
+    from textdqn.types import pack_masks
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for name, (length, actions) in TEXT_TRANSITIONS.items():
+        fields = {
+            "obs": rng.integers(0, min(actions, 65535), (batch, length)).astype(np.uint16),
+            "action": rng.integers(0, actions, batch).astype(np.int64),
+            "reward": rng.random(batch, dtype=np.float32),
+            "discount": np.full(batch, 0.99**3, dtype=np.float32),
+            "next_obs": rng.integers(0, min(actions, 65535), (batch, length)).astype(np.uint16),
+            "policy_version": np.zeros(batch, np.int32),
+        }
+        mask = rng.random((batch, actions)) < 0.01
+        sizes = {}
+        for form, packed in (("packed", pack_masks(mask)), ("bool", mask)):
+            shard = ReplayShard(batch, alpha=ALPHA)
+            shard.insert(TransitionBatch(**fields, next_action_mask=packed))
+            sizes[form] = shard.bytes_per_item()
+        row = {"transition": name, "bytes_packed_mask": sizes["packed"], "bytes_bool_mask": sizes["bool"]}
+        rows.append(row)
+    return rows
+
+
 def _rate(fn: Callable[[int], None], seconds: float, per_call: int) -> float:
     """Call fn(i) for i = 0, 1, ... until `seconds` pass (at least 3 calls); items per second."""
     calls, start = 0, time.perf_counter()
@@ -181,6 +216,7 @@ def run_replay_bench(
         "rows": rows,
         "ratios": _ratios(rows),
         "bytes_per_item": bytes_per_item,
+        "text_transitions": transition_memory(),
         "settings": dataclasses.asdict(settings),
     }
 

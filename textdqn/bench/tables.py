@@ -37,6 +37,16 @@ def replay_table(result: dict) -> Table:
     return table
 
 
+def memory_table(result: dict) -> Table:
+    """Bytes per stored transition of the text envs' shapes, masks packed (as sent) and as bool."""
+    table = Table(title="replay memory per transition (bytes, with priority-tree share)")
+    for col in ("transition", "mask packed", "mask as bool"):
+        table.add_column(col, justify="left" if col == "transition" else "right")
+    for row in result.get("text_transitions", []):
+        table.add_row(row["transition"], f"{row['bytes_packed_mask']:,}", f"{row['bytes_bool_mask']:,}")
+    return table
+
+
 def _optional(x: float | None, fmt: str) -> str:
     return "-" if x is None else format(x, fmt)
 
