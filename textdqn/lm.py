@@ -9,6 +9,7 @@ resolve_path from here).
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -93,3 +94,10 @@ def causal_lm(
         torch.manual_seed(seed)
         model = GPT2LMHeadModel(config)
     return model.eval()
+
+
+@functools.lru_cache(maxsize=4)
+def shared_causal_lm(path: str = "", **sizes: int) -> PreTrainedModel:
+    """`causal_lm(path, **sizes)` made once per process and shared (eval mode, never trained):
+    the reference LM of every env an actor steps, one copy in memory however many envs."""
+    return causal_lm(path, **sizes).requires_grad_(False)

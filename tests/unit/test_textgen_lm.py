@@ -30,3 +30,10 @@ def test_shipped_lm_writes_sentences_that_cover_few_concepts():
     assert np.mean([g.coverage for g in greedy]) < 0.3  # a weak reference: room for the agent
     _, info = env.reset(seed=0)
     assert info["action_mask"].sum() >= env.top_k and info["action_mask"][env.eos_id]
+
+
+def test_envs_of_one_process_share_one_reference_lm():
+    a = gym.make("textdqn/TextGen-v0", lm={"path": SHIPPED}).unwrapped
+    b = gym.make("textdqn/TextGen-v0", split="test", lm={"path": SHIPPED}).unwrapped
+    assert a.reference.model is b.reference.model
+    assert not any(p.requires_grad for p in a.reference.model.parameters())

@@ -81,7 +81,7 @@ class TextGenEnv(gym.Env):
         kl_coef: float = 0.0,
         per_token: bool = False,
     ) -> None:
-        from textdqn.lm import causal_lm
+        from textdqn.lm import shared_causal_lm
 
         for name, value in (("top_k", top_k), ("max_new_tokens", max_new_tokens), ("max_tokens", max_tokens)):
             if int(value) < 1:
@@ -103,7 +103,7 @@ class TextGenEnv(gym.Env):
         self.tokenizer = tokens.load_lm_tokenizer(path) if path else tokens.build_tokenizer(self.all_records)
         self.vocab_size = len(self.tokenizer)
         self.eos_id = int(self.tokenizer.eos_token_id)
-        model = causal_lm(path, vocab_size=self.vocab_size, max_positions=self.max_tokens, **lm)
+        model = shared_causal_lm(path, vocab_size=self.vocab_size, max_positions=self.max_tokens, **lm)
         self.reference = ReferenceLM(model, self.vocab_size, self.max_tokens)
         # Never allowed: padding and the other special tokens (EOS, the stop action, excepted).
         self.banned = np.zeros(self.vocab_size, dtype=bool)
