@@ -217,6 +217,29 @@ def bench_learner(
     _report(learner_table(result), result, json_path)
 
 
+@bench_app.command("lm-learner")
+def bench_lm_learner(
+    lm: Annotated[
+        str, typer.Option(help="Local causal LM checkpoint (e.g. models/gpt2); default: the shipped one.")
+    ] = "textdqn:envs/textgen/data/concepts-lm",
+    device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
+    batch: Annotated[int, typer.Option(help="Transitions per update.")] = 256,
+    seconds: Annotated[float, typer.Option(help="Measuring time of each row.")] = 20.0,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Also write the results here.")] = None,
+) -> None:
+    """LM Q-network learner updates/s and tokens/s (TextGen-v0's shapes); on CUDA fp32 and bf16."""
+    from textdqn.bench.lm_bench import LMBenchSettings, run_lm_bench
+    from textdqn.bench.tables import lm_table
+
+    settings = LMBenchSettings(lm=lm, batch=batch, seconds=seconds)
+    console.print(f"LM learner benchmark: {lm}, batch {batch}, device {device}")
+    try:
+        result = run_lm_bench(settings, device, log=lambda m: console.print(m, style="dim"))
+    except TextDQNError as e:
+        _fail(e)
+    _report(lm_table(result), result, json_path)
+
+
 @replay_app.command("inspect")
 def replay_inspect(directory: Path) -> None:
     """Print what a replay shard checkpoint holds (size, capacity, fields, priority mass)."""

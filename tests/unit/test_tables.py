@@ -71,3 +71,14 @@ def test_text_transition_memory_is_measured_on_a_shard_and_packed_masks_are_smal
     assert gpt2["bytes_packed_mask"] == 2 * 49 * 2 + 8 + 4 + 4 + 4 + 8 + 16 + -(-50_257 // 8)
     assert gpt2["bytes_bool_mask"] - gpt2["bytes_packed_mask"] == 50_257 - 6_283
     assert memory_table({"text_transitions": list(rows.values())}).row_count == 3
+
+
+def test_lm_learner_bench_measures_the_lm_q_network_on_cpu():
+    from textdqn.bench.lm_bench import LMBenchSettings, run_lm_bench
+    from textdqn.bench.tables import lm_table
+
+    result = run_lm_bench(LMBenchSettings(batch=8, seconds=0.2, warmup_updates=1), "cpu", log=lambda m: None)
+    (row,) = result["rows"]  # no bf16 row without CUDA
+    assert row["precision"] == "fp32" and row["vocab"] == 500 and row["updates_per_s"] > 0
+    assert row["tokens_per_s"] > row["transitions_per_s"]  # every row holds >= 20 tokens
+    assert lm_table(result).row_count == 1

@@ -89,3 +89,20 @@ def learner_table(result: dict) -> Table:
         )
     table.caption = f"ray-sharded / in-process: {result['ratio_ray_vs_in_process']:.2f}x"
     return table
+
+
+def lm_table(result: dict) -> Table:
+    """LM Q-network learner throughput, one row per precision."""
+    settings = result["settings"]
+    table = Table(title=f"LM Q-network learner ({settings['lm']}, batch {settings['batch']})")
+    for col in ("device", "precision", "parameters", "vocab", "updates/s", "tokens/s", "transitions/s"):
+        table.add_column(col, justify="left" if col in ("device", "precision") else "right")
+    for r in result["rows"]:
+        table.add_row(
+            r["device"], r["precision"], f"{r['parameters']:,}", f"{r['vocab']:,}",
+            f"{r['updates_per_s']:.2f}", _fmt(r["tokens_per_s"]), _fmt(r["transitions_per_s"]),
+        )  # fmt: skip
+    rows = result["rows"]
+    if len(rows) == 2 and rows[0]["updates_per_s"]:
+        table.caption = f"bf16 / fp32 updates/s: {rows[1]['updates_per_s'] / rows[0]['updates_per_s']:.2f}x"
+    return table
