@@ -148,3 +148,20 @@ def test_token_dialogue_run_keeps_its_tokenizer_and_shows_transcripts(tmp_path):
     assert "user:" in result.output and "system:" in result.output
     rule = CliRunner().invoke(app, ["eval", str(run_dir), "--agent", "rule", "--show", "1"])
     assert rule.exit_code == 0 and "which" in rule.output  # the rule agent asks for slots
+
+
+def test_ctrl_c_ends_a_run_with_its_checkpoint_evaluation_and_summary(tmp_path, monkeypatch):
+    steps = {"n": 0}
+    real_step = SerialRunner.step
+
+    def step_then_interrupt(self, seconds):
+        steps["n"] += 1
+        if steps["n"] > 3:
+            raise KeyboardInterrupt
+        return real_step(self, seconds)
+
+    monkeypatch.setattr(SerialRunner, "step", step_then_interrupt)
+    summary = train(_small_config(time_s=600.0), mode="serial", run_dir=str(tmp_path / "run"), live=False)
+    assert summary["interrupted"] and summary["final_eval"]["episodes"] == 4
+    assert (tmp_path / "run" / "summary.json").is_file()
+    assert list((tmp_path / "run" / "checkpoints").glob("learner-*.pt"))

@@ -152,10 +152,15 @@ def _supervise(config: Config, run: RunDirectory, runner, counters: _Counters, l
     start = time.perf_counter()
     next_eval = counters.env_steps + every if every else None
     next_ckpt = counters.updates + config.run.checkpoint_every_updates
-    reached, final_eval, last = False, {}, start
+    reached, final_eval, last, interrupted = False, {}, start, False
     with ConsoleView(f"textdqn {config.run.name} -> {run.path}", enabled=live) as view:
         while True:
-            progress = runner.step(config.run.log_every_s)
+            try:
+                progress = runner.step(config.run.log_every_s)
+            except KeyboardInterrupt:  # Ctrl-C: finish the run properly, as at a stop criterion
+                log.warning("interrupted: final checkpoint, evaluation and summary (Ctrl-C again aborts)")
+                interrupted = True
+                break
             now = time.perf_counter()
             wall = counters.wall_s + now - start
             row = agg.row(progress, wall, now - last)
@@ -183,6 +188,7 @@ def _supervise(config: Config, run: RunDirectory, runner, counters: _Counters, l
     plot_learning_curve(logger.csv_path, run.plot_path, target=target, metric=metric)
     summary = {
         "reached_target": bool(reached),
+        "interrupted": interrupted,
         "target": {"metric": stop.target_metric, "value": stop.target_value} if stop.target_metric else {},
         "env_steps": counters.env_steps,
         "updates": counters.updates,
