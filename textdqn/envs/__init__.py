@@ -47,11 +47,16 @@ def make_env(config: EnvConfig) -> gym.Env:
 
 def make_vector_env(config: EnvConfig, num_envs: int) -> SyncVectorEnv:
     """`num_envs` envs stepped together; a finished episode resets in the same step, and its
-    final observation and info come back in info["final_obs"] / info["final_info"]."""
-    make_env(config).close()  # fail here, with our message, rather than inside the vector env
-    return SyncVectorEnv(
-        [lambda: make_env(config) for _ in range(num_envs)], autoreset_mode=AutoresetMode.SAME_STEP
-    )
+    final observation and info come back in info["final_obs"] / info["final_info"]. An env
+    class may name its own SyncVectorEnv subclass in `vector_env_class` (TextGen-v0 does, to
+    batch its reference LM across the envs)."""
+    probe = make_env(config)  # fail here, with our message, rather than inside the vector env
+    vector_class = getattr(probe.unwrapped, "vector_env_class", None)  # e.g. batched LM reads
+    probe.close()
+    env_fns = [lambda: make_env(config) for _ in range(num_envs)]
+    if vector_class is not None:
+        return vector_class(env_fns)
+    return SyncVectorEnv(env_fns, autoreset_mode=AutoresetMode.SAME_STEP)
 
 
 def envs_have(envs: gym.vector.VectorEnv, name: str) -> bool:

@@ -31,6 +31,7 @@ from textdqn.envs.textgen import tokens
 from textdqn.envs.textgen.prompts import PromptRecord, load_prompts, split_records
 from textdqn.envs.textgen.reference import LMState, ReferenceLM
 from textdqn.envs.textgen.rewards import coverage, kl_penalty, make_reward, words
+from textdqn.envs.textgen.vector import TextGenVectorEnv
 from textdqn.errors import ConfigError
 
 LM_KEYS = ("path", "layers", "width", "heads", "seed")
@@ -67,6 +68,8 @@ class TextGenEnv(gym.Env):
     """
 
     metadata: ClassVar[dict] = {"render_modes": []}
+    vector_env_class: ClassVar[type] = TextGenVectorEnv
+    """what textdqn's make_vector_env steps these envs with: one batched reference read a step"""
 
     def __init__(
         self,
@@ -232,34 +235,50 @@ class TextGenEnv(gym.Env):
             count = len(self.records)
             raise IndexError(f"prompt_index {index} is out of range: the split has {count} prompts")
         self._index, self.record = int(index), self.records[index]
-        self._generated, self._done = [], False
+        self._generated, self._done, self._text, self._reward = [], False, "", 0.0
         self._potential = self._total = self._logp_sum = 0.0
         self._state: LMState = self.reference.start(self._prompt_ids[index])
         return self._observation(), {"action_mask": self.action_mask()}
 
     def step(self, action: int):
+        token = self.step_begin(action)
+        if token is not None:
+            self.reference.advance(self._state, token)
+        return self.step_end()
+
+    # A step in two halves around the reference LM's read of the new token, so that a vector
+    # env can read the tokens of all its envs in one batch (TextGenVectorEnv): step_begin
+    # scores the action, step_end returns what step returns.
+
+    def step_begin(self, action: int) -> int | None:
+        """Append `action`, score it; the token the reference LM must read next (None when
+        the episode is over)."""
         token = int(action)
         logp = float(self._state.logp[token])
         self._generated.append(token)
         self._logp_sum += logp
         self._done = token == self.eos_id or len(self._generated) >= self.max_new_tokens
         reward = kl_penalty(logp, self.kl_coef)
-        text = self.generated_text() if self.per_token or self._done else ""
+        self._text = self.generated_text() if self.per_token or self._done else ""
         if self.per_token or self._done:
-            score = self.reward_fn.score(text, self.record)
+            score = self.reward_fn.score(self._text, self.record)
             reward += score - self._potential  # without per_token the potential stays 0: the whole score
             if self.per_token:
                 self._potential = score
         self._total += reward
-        if not self._done:
-            self.reference.advance(self._state, token)
+        self._reward = float(reward)
+        return None if self._done else token
+
+    def step_end(self):
+        """(obs, reward, terminated, truncated, info) of the step begun, once the reference LM
+        has read its token."""
         info: dict = {"action_mask": self.action_mask()}
         if self._done:
             info.update(
-                coverage=coverage(words(text), self.record.concepts),
-                success=float(self.reward_fn.success(text, self.record)),
+                coverage=coverage(words(self._text), self.record.concepts),
+                success=float(self.reward_fn.success(self._text, self.record)),
                 length=float(len(self._generated)),
                 reward=float(self._total),
                 kl=-self._logp_sum,
             )
-        return self._observation(), float(reward), self._done, False, info
+        return self._observation(), self._reward, self._done, False, info

@@ -26,6 +26,8 @@ class LMState:
     cache: Any
     logp: np.ndarray
     length: int
+    ids: list[int] = dataclasses.field(default_factory=list)
+    """the prefix's tokens (a batched read recomputes from them and drops the cache)"""
 
 
 class ReferenceLM:
@@ -69,13 +71,38 @@ class ReferenceLM:
         if len(prompt) == 0:
             raise ValueError("the reference LM needs a prompt of at least one token")
         cache, logp = self._run(prompt, None)
-        return LMState(cache, logp, len(prompt))
+        return LMState(cache, logp, len(prompt), [int(i) for i in prompt])
 
     def advance(self, state: LMState, token: int) -> LMState:
         """Append `token` to the prefix of `state` (updated in place, and returned)."""
-        state.cache, state.logp = self._run([int(token)], state.cache)
+        state.ids.append(int(token))
+        if state.cache is None:  # after a batched read: the whole prefix again
+            state.cache, state.logp = self._run(state.ids, None)
+        else:
+            state.cache, state.logp = self._run([int(token)], state.cache)
         state.length += 1
         return state
+
+    @torch.no_grad()
+    def advance_batch(self, states: list[LMState], tokens: list[int]) -> None:
+        """`advance` for several prefixes in one forward pass: each state's prefix plus its token,
+        right-padded into one batch, the log-probs read at each row's last token. Recomputes the
+        prefixes (no KV cache across rows of different lengths) and drops the states' caches."""
+        if not states:
+            return
+        for state, token in zip(states, tokens, strict=True):
+            state.ids.append(int(token))
+            state.length += 1
+        lengths = [len(state.ids) for state in states]
+        ids = torch.zeros((len(states), max(lengths)), dtype=torch.long)
+        for row, state in enumerate(states):
+            ids[row, : len(state.ids)] = torch.as_tensor(state.ids)
+        mask = (torch.arange(ids.shape[1]) < torch.as_tensor(lengths)[:, None]).long()
+        logits = self.model(input_ids=ids, attention_mask=mask, use_cache=False).logits
+        last = logits[torch.arange(len(states)), torch.as_tensor(lengths) - 1, : self.vocab_size].float()
+        logp = torch.log_softmax(last, dim=-1).numpy()
+        for row, state in enumerate(states):
+            state.cache, state.logp = None, logp[row]
 
     def greedy(
         self, prompt: np.ndarray, banned: np.ndarray, eos_id: int, max_new_tokens: int
