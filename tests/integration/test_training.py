@@ -113,7 +113,7 @@ def test_token_dialogue_run_keeps_its_tokenizer_and_shows_transcripts(tmp_path):
     from typer.testing import CliRunner
 
     from textdqn.cli import app
-    from textdqn.envs.dialogue.text import load_tokenizer
+    from textdqn.envs.word_tokenizer import load_tokenizer
 
     cfg = load_config(
         "configs/dialogue-text.yaml",

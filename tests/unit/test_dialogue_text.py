@@ -17,13 +17,12 @@ from textdqn.envs.dialogue.text import (
     SPECIAL_TOKENS,
     build_tokenizer,
     encode_dialogue,
-    load_tokenizer,
     render_goal,
     render_system,
     render_user,
-    save_tokenizer,
 )
 from textdqn.envs.dialogue.user_simulator import SystemTurn
+from textdqn.envs.word_tokenizer import load_tokenizer, save_tokenizer
 
 DOMAINS = ("movies", "restaurants")
 

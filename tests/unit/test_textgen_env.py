@@ -10,7 +10,7 @@ from gymnasium.utils.env_checker import check_env
 import textdqn.envs  # noqa: F401  (registers the textdqn/ ids)
 from textdqn.envs.textgen.env import TextGenEnv
 from textdqn.envs.textgen.rewards import coverage_score
-from textdqn.envs.textgen.tokens import save_tokenizer
+from textdqn.envs.word_tokenizer import save_tokenizer
 from textdqn.errors import ConfigError
 from textdqn.lm import causal_lm
 

@@ -19,7 +19,8 @@ from textdqn.envs.textgen.rewards import (
     repetition,
     words,
 )
-from textdqn.envs.textgen.tokens import build_tokenizer, save_tokenizer
+from textdqn.envs.textgen.tokens import build_tokenizer
+from textdqn.envs.word_tokenizer import save_tokenizer
 from textdqn.errors import ConfigError
 
 CONCEPTS = ("dog", "ball", "park", "run")

@@ -27,6 +27,7 @@ from textdqn.envs.dialogue.acts import USER_INTENTS, SystemAct, UserAct, system_
 from textdqn.envs.dialogue.agents import rule_action
 from textdqn.envs.dialogue.domain import Domain, KnowledgeBase, UserGoal, load_domain, make_goals, make_kb
 from textdqn.envs.dialogue.user_simulator import SystemTurn, UserSimulator, perceive
+from textdqn.envs.word_tokenizer import save_tokenizer
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerFast
@@ -134,7 +135,7 @@ class DialogueEnv(gym.Env):
 
     def save_tokenizer(self, directory: str | Path) -> Path:
         """Write the tokenizer to `directory` (e.g. the run directory's tokenizer/); returns it."""
-        return text.save_tokenizer(self.tokenizer, directory)
+        return save_tokenizer(self.tokenizer, directory)
 
     def save_run_files(self, run_dir: str | Path) -> None:
         """What a run directory needs to read this env's observations: the tokenizer (in

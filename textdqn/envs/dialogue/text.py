@@ -12,20 +12,20 @@ English lives in the domain files, never here. A placeholder must be separated f
 words around it by a space or punctuation, so that every word the templates can produce is
 a word of the tokenizer's vocabulary.
 
-`transformers` and `tokenizers` are imported by the functions that need them only.
+The tokenizer is built by textdqn/envs/word_tokenizer.py, which also saves and loads it.
 """
 
 from __future__ import annotations
 
 import string
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from textdqn.envs.dialogue.acts import UserAct
 from textdqn.envs.dialogue.domain import Domain, KnowledgeBase, UserGoal
+from textdqn.envs.word_tokenizer import word_level_tokenizer
 from textdqn.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -117,24 +117,10 @@ def build_tokenizer(domain: Domain) -> PreTrainedTokenizerFast:
     names, the slot values and the entity: the same ids in every process. Text is lowercased
     and split at whitespace and at each punctuation character.
     """
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    normalizer = normalizers.Lowercase()
-    pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation("isolated")]
-    )
-    words: set[str] = set()
-    for text in _all_text(domain):
-        words.update(w for w, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)))
-    vocab = {token: i for i, token in enumerate((*SPECIAL_TOKENS, *sorted(words - set(SPECIAL_TOKENS))))}
-    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    tokenizer.normalizer = normalizer
-    tokenizer.pre_tokenizer = pre_tokenizer
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer,
+    return word_level_tokenizer(
+        _all_text(domain),
+        SPECIAL_TOKENS,
         pad_token="[PAD]",
-        unk_token="[UNK]",
         cls_token="[CLS]",
         extra_special_tokens=list(SPEAKERS.values()),
     )
@@ -195,21 +181,3 @@ def encode_dialogue(
     out[0] = tokenizer.convert_tokens_to_ids("[CLS]")
     out[1 : 1 + len(body)] = body
     return out
-
-
-def save_tokenizer(tokenizer: PreTrainedTokenizerFast, directory: str | Path) -> Path:
-    """Write `tokenizer` to `directory` (tokenizer.json + tokenizer_config.json, created if
-    needed); `load_tokenizer(directory)` or `AutoTokenizer.from_pretrained` reads it back."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    tokenizer.save_pretrained(str(directory))
-    return directory
-
-
-def load_tokenizer(directory: str | Path) -> PreTrainedTokenizerFast:
-    """A tokenizer written by `save_tokenizer` (e.g. the one in a run directory)."""
-    from transformers import PreTrainedTokenizerFast
-
-    if not (Path(directory) / "tokenizer.json").is_file():
-        raise ConfigError(f"{directory} holds no tokenizer.json: pass a directory written by save_tokenizer")
-    return PreTrainedTokenizerFast.from_pretrained(str(directory))

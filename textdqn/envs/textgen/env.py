@@ -32,6 +32,7 @@ from textdqn.envs.textgen.prompts import PromptRecord, load_prompts, split_recor
 from textdqn.envs.textgen.reference import LMState, ReferenceLM
 from textdqn.envs.textgen.rewards import coverage, kl_penalty, make_reward, words
 from textdqn.envs.textgen.vector import TextGenVectorEnv
+from textdqn.envs.word_tokenizer import save_tokenizer
 from textdqn.errors import ConfigError
 
 LM_KEYS = ("path", "layers", "width", "heads", "seed")
@@ -193,7 +194,7 @@ class TextGenEnv(gym.Env):
     def save_run_files(self, run_dir: str | Path) -> None:
         """What a run directory needs to read this env's observations: the tokenizer, in
         run_dir/tokenizer. The trainer calls this once per run."""
-        tokens.save_tokenizer(self.tokenizer, Path(run_dir) / "tokenizer")
+        save_tokenizer(self.tokenizer, Path(run_dir) / "tokenizer")
 
     # --- masks and observations ---
 

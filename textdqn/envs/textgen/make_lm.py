@@ -22,8 +22,9 @@ import torch
 
 from textdqn.envs.textgen.make_prompts import TEMPLATES
 from textdqn.envs.textgen.prompts import load_prompts
-from textdqn.envs.textgen.tokens import build_tokenizer, save_tokenizer
+from textdqn.envs.textgen.tokens import build_tokenizer
 from textdqn.envs.textgen.words import NOUNS, VERBS, _entries
+from textdqn.envs.word_tokenizer import save_tokenizer
 
 SHIPPED_LM = Path(__file__).parent / "data" / "concepts-lm"
 SPEC = {"layers": 2, "width": 64, "heads": 4, "seed": 0}

@@ -7,13 +7,13 @@ list (no LM path given), or a local checkpoint's own; and the token ids of promp
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from textdqn.envs.textgen.prompts import PromptRecord
 from textdqn.envs.textgen.words import vocabulary_words
+from textdqn.envs.word_tokenizer import word_level_tokenizer
 from textdqn.errors import ConfigError
 from textdqn.lm import load_local
 
@@ -32,27 +32,10 @@ def build_tokenizer(records: Iterable[PromptRecord]) -> PreTrainedTokenizerFast:
     process for the same records. Text is lowercased and split at whitespace and at each
     punctuation character; decoding joins tokens with spaces.
     """
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    normalizer = normalizers.Lowercase()
-    pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation("isolated")]
-    )
     texts = [*vocabulary_words()]
     for r in records:
         texts += [r.prompt, *r.concepts, *([r.target] if r.target else [])]
-    words: set[str] = set()
-    for text in texts:
-        words.update(w for w, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)))
-    vocab = {token: i for i, token in enumerate((*SPECIAL_TOKENS, *sorted(words - set(SPECIAL_TOKENS))))}
-    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    tokenizer.normalizer = normalizer
-    tokenizer.pre_tokenizer = pre_tokenizer
-    tokenizer.decoder = decoders.WordPiece(prefix="##", cleanup=False)  # joins words with spaces
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, pad_token="[PAD]", unk_token="[UNK]", eos_token="[EOS]"
-    )
+    return word_level_tokenizer(texts, SPECIAL_TOKENS, pad_token="[PAD]", eos_token="[EOS]")
 
 
 def load_lm_tokenizer(path: str) -> PreTrainedTokenizerBase:
@@ -88,11 +71,3 @@ def concept_ids(tokenizer: PreTrainedTokenizerBase, concepts: Iterable[str]) -> 
             ids.update(tokenizer(text, add_special_tokens=False)["input_ids"])
     ids.discard(tokenizer.unk_token_id)
     return np.asarray(sorted(ids), dtype=np.int64)
-
-
-def save_tokenizer(tokenizer: PreTrainedTokenizerBase, directory: str | Path) -> Path:
-    """Write `tokenizer` to `directory` (created if needed); AutoTokenizer.from_pretrained reads it."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    tokenizer.save_pretrained(str(directory))
-    return directory
