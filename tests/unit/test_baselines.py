@@ -13,6 +13,8 @@ from textdqn.config import ActorConfig, Config, EnvConfig, EvalConfig
 from textdqn.envs.dialogue.env import DialogueEnv
 from textdqn.errors import ConfigError
 
+RULE_ON_TEST_DIALOGUES = ["eval", "--agent", "rule", "--env", "textdqn/Dialogue-v0"]
+RULE_ON_TEST_DIALOGUES += ["--set", "env.kwargs.split=test"]
 DIALOGUE = EnvConfig(id="textdqn/Dialogue-v0", num_envs=4, kwargs={"split": "test"})
 
 
@@ -55,20 +57,7 @@ def test_warm_start_without_a_rule_agent_is_a_config_error():
 
 def test_cli_eval_of_baselines_and_its_errors():
     runner = CliRunner()
-    result = runner.invoke(
-        app,
-        [
-            "eval",
-            "--agent",
-            "rule",
-            "--env",
-            "textdqn/Dialogue-v0",
-            "--set",
-            "env.kwargs.split=test",
-            "--episodes",
-            "40",
-        ],
-    )
+    result = runner.invoke(app, [*RULE_ON_TEST_DIALOGUES, "--episodes", "40"])
     assert result.exit_code == 0, result.output
     assert "success_rate" in result.output and "rule agent" in result.output
     no_target = runner.invoke(app, ["eval"])
@@ -78,20 +67,7 @@ def test_cli_eval_of_baselines_and_its_errors():
 
 
 def test_show_prints_dialogues_as_text_and_needs_a_language_env():
-    result = CliRunner().invoke(
-        app,
-        [
-            "eval",
-            "--agent",
-            "rule",
-            "--env",
-            "textdqn/Dialogue-v0",
-            "--set",
-            "env.kwargs.split=test",
-            "--show",
-            "2",
-        ],
-    )
+    result = CliRunner().invoke(app, [*RULE_ON_TEST_DIALOGUES, "--show", "2"])
     assert result.exit_code == 0, result.output
     assert result.output.count("movies goal:") == 2 and "  user:" in result.output
     outcomes = [line for line in result.output.splitlines() if line.startswith("outcome:")]
