@@ -49,6 +49,13 @@ def load_local(auto_class: type, path: str, key: str, what: str):
         ) from None
 
 
+def max_positions(model) -> int | None:
+    """The most tokens a transformers `model` reads (its position embeddings: GPT-2's
+    n_positions, BERT's max_position_embeddings); None when its config names none."""
+    config = model.config
+    return getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+
+
 def causal_lm(
     path: str = "",
     *,

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from textdqn.errors import ConfigError
-from textdqn.lm import load_local
+from textdqn.lm import load_local, max_positions
 from textdqn.network_config import KINDS, NetworkConfig
 
 
@@ -226,7 +226,7 @@ def _load_encoder(path: str, vocab_size: int, max_tokens: int) -> nn.Module:
     from transformers import AutoModel
 
     encoder = load_local(AutoModel, path, "network.pretrained", "model")
-    positions = getattr(encoder.config, "max_position_embeddings", max_tokens)
+    positions = max_positions(encoder) or max_tokens
     if positions < max_tokens:
         raise ConfigError(
             f"network.pretrained = {path!r} takes at most {positions} tokens but observations have "
@@ -330,7 +330,7 @@ def _make_lm_q_network(space: gym.spaces.Box, num_actions: int, config: NetworkC
             f"{num_actions} actions, one per token: set network.lm to the env's lm (the LM the env's "
             "vocabulary comes from)"
         )
-    positions = getattr(lm.config, "max_position_embeddings", max_tokens)
+    positions = max_positions(lm) or max_tokens
     if positions < max_tokens:
         raise ConfigError(
             f"{source} takes at most {positions} tokens but observations hold up to {max_tokens}: "

@@ -19,7 +19,7 @@ import torch
 
 from textdqn.config import Config, LearnerConfig, NetworkConfig
 from textdqn.learner.learner import Learner
-from textdqn.lm import causal_lm
+from textdqn.lm import causal_lm, max_positions
 from textdqn.types import TransitionBatch, WeightedSample, pack_masks
 
 SHIPPED_LM = "textdqn:envs/textgen/data/concepts-lm"
@@ -69,8 +69,7 @@ def _sample(s: LMBenchSettings, vocab: int, rng: np.random.Generator) -> tuple[W
 def _measure(s: LMBenchSettings, device: str, bf16: bool, log: Callable[[str], None]) -> dict:
     lm = causal_lm(s.lm)
     vocab = lm.get_output_embeddings().weight.shape[0]
-    positions = getattr(lm.config, "n_positions", None) or getattr(lm.config, "max_position_embeddings", 0)
-    s = dataclasses.replace(s, max_tokens=min(s.max_tokens, positions or s.max_tokens))
+    s = dataclasses.replace(s, max_tokens=min(s.max_tokens, max_positions(lm) or s.max_tokens))
     del lm
     spaces = (
         gym.spaces.Box(0, vocab - 1, (1 + s.max_tokens,), np.int32 if vocab > 65535 else np.uint16),

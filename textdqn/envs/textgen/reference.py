@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from textdqn.errors import ConfigError
+from textdqn.lm import max_positions
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -47,8 +48,7 @@ class ReferenceLM:
                 f"the reference LM scores {width} tokens but its tokenizer has {vocab_size}: use the "
                 "tokenizer saved with the checkpoint (or resize the model's embeddings to it)"
             )
-        config = model.config
-        positions = getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None)
+        positions = max_positions(model)
         if positions is not None and positions < max_tokens:
             raise ConfigError(
                 f"env.kwargs.max_tokens = {max_tokens} exceeds the reference LM's {positions} positions: "
