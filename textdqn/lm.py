@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
 
+LM_KEYS = ("path", "layers", "width", "heads", "seed")
+"""Keys of a causal LM spec (the env's and the network's `lm`): causal_lm's arguments but the sizes."""
+
 PACKAGE_PREFIX = "textdqn:"
 """A path "textdqn:envs/textgen/data/concepts-lm" names a directory inside the installed package."""
 

@@ -11,14 +11,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textdqn.lm import resolve_path
+from textdqn.lm import LM_KEYS, resolve_path
 from textdqn.typed_config import Rule, above, at_least, join
 
 KINDS = ("auto", "mlp", "encoder", "lm")
 """Q-network kinds: auto = mlp for float observations, encoder for token ids."""
-
-LM_KEYS = ("path", "layers", "width", "heads", "seed")
-"""Keys of a causal LM spec (the keyword arguments of textdqn.lm.causal_lm but the sizes)."""
 
 
 @dataclasses.dataclass(frozen=True)

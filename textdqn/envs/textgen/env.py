@@ -34,8 +34,7 @@ from textdqn.envs.textgen.rewards import coverage, kl_penalty, make_reward, word
 from textdqn.envs.textgen.vector import TextGenVectorEnv
 from textdqn.envs.word_tokenizer import save_tokenizer
 from textdqn.errors import ConfigError
-
-LM_KEYS = ("path", "layers", "width", "heads", "seed")
+from textdqn.lm import LM_KEYS, shared_causal_lm
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,8 +84,6 @@ class TextGenEnv(gym.Env):
         kl_coef: float = 0.0,
         per_token: bool = False,
     ) -> None:
-        from textdqn.lm import shared_causal_lm
-
         for name, value in (("top_k", top_k), ("max_new_tokens", max_new_tokens), ("max_tokens", max_tokens)):
             if int(value) < 1:
                 raise ConfigError(f"env.kwargs.{name} = {value!r} must be >= 1")
