@@ -22,12 +22,12 @@ if TYPE_CHECKING:
 
 @dataclasses.dataclass
 class LMState:
-    """A prefix the model has read: its KV cache and the next token's log-probs (float32 [V])."""
+    """A prefix the model has read: its KV cache, the next token's log-probs (float32 [V]) and
+    its tokens."""
 
     cache: Any
     logp: np.ndarray
-    length: int
-    ids: list[int] = dataclasses.field(default_factory=list)
+    ids: list[int]
     """the prefix's tokens (a batched read recomputes from them and drops the cache)"""
 
 
@@ -71,7 +71,7 @@ class ReferenceLM:
         if len(prompt) == 0:
             raise ValueError("the reference LM needs a prompt of at least one token")
         cache, logp = self._run(prompt, None)
-        return LMState(cache, logp, len(prompt), [int(i) for i in prompt])
+        return LMState(cache, logp, [int(i) for i in prompt])
 
     def advance(self, state: LMState, token: int) -> LMState:
         """Append `token` to the prefix of `state` (updated in place, and returned)."""
@@ -80,7 +80,6 @@ class ReferenceLM:
             state.cache, state.logp = self._run(state.ids, None)
         else:
             state.cache, state.logp = self._run([int(token)], state.cache)
-        state.length += 1
         return state
 
     @torch.no_grad()
@@ -92,7 +91,6 @@ class ReferenceLM:
             return
         for state, token in zip(states, tokens, strict=True):
             state.ids.append(int(token))
-            state.length += 1
         lengths = [len(state.ids) for state in states]
         ids = torch.zeros((len(states), max(lengths)), dtype=torch.long)
         for row, state in enumerate(states):
