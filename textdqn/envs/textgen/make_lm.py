@@ -44,6 +44,7 @@ def make_corpus(count: int, seed: int = 0) -> list[str]:
     """`count` training texts "prompt sentence", the same for the same seed."""
     rng = random.Random(seed)
     nouns, verbs = _entries(NOUNS), _entries(VERBS)
+    by_name = {e[0]: e for e in (*nouns, *verbs)}
     texts = []
     for _ in range(count):
         concepts = [rng.choice(nouns)[0] for _ in range(rng.randint(1, 2))] + [rng.choice(verbs)[0]]
@@ -53,7 +54,6 @@ def make_corpus(count: int, seed: int = 0) -> list[str]:
         v = rng.choice(verbs)
         if rng.random() < COPY:  # use one of the prompt's concepts
             pick = rng.choice(concepts)
-            by_name = {e[0]: e for e in (*nouns, *verbs)}
             if len(by_name[pick]) == 4:
                 v = by_name[pick]
             else:
