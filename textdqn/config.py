@@ -228,7 +228,11 @@ class LearnerConfig:
     batch_size: int = 512
     """transitions per update"""
     lr: float = 5e-4
-    """Adam learning rate"""
+    """Adam learning rate (at the start, when it is annealed)"""
+    lr_final: float = 5e-5
+    """learning rate reached after lr_anneal_updates (linearly), then kept"""
+    lr_anneal_updates: int = 0
+    """updates over which the learning rate goes from lr to lr_final; 0 keeps lr constant"""
     adam_eps: float = 1.5e-4
     """Adam epsilon"""
     grad_clip: float = 10.0
@@ -262,6 +266,8 @@ class LearnerConfig:
     _RULES: ClassVar[dict[str, Rule]] = {
         "batch_size": at_least(1),
         "lr": above(0),
+        "lr_final": above(0),
+        "lr_anneal_updates": at_least(0),
         "adam_eps": above(0),
         "grad_clip": at_least(0, "a float"),
         "target_update_every": at_least(1),

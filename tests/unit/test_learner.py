@@ -69,6 +69,19 @@ def test_hard_target_copies_every_t_updates_and_soft_blends():
         torch.testing.assert_close(t, 0.5 * before + 0.5 * o)
 
 
+def test_learning_rate_anneals_linearly_then_stays_and_is_constant_by_default():
+    learner = Learner(_config(lr=1e-2, lr_final=1e-3, lr_anneal_updates=4), *SPACES)
+    seen = []
+    for _ in range(6):
+        learner.update(_sample())
+        seen.append(learner.optimizer.param_groups[0]["lr"])
+    np.testing.assert_allclose(seen, [7.75e-3, 5.5e-3, 3.25e-3, 1e-3, 1e-3, 1e-3])
+    constant = Learner(_config(lr=1e-2), *SPACES)
+    for _ in range(3):
+        constant.update(_sample())
+    assert constant.optimizer.param_groups[0]["lr"] == 1e-2
+
+
 def test_nan_loss_is_skipped_counted_then_aborts():
     learner = Learner(_config(max_bad_updates=2), *SPACES)
     bad = _sample(reward=float("nan"))

@@ -14,6 +14,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from textdqn.actors.exploration import linear_decay
 from textdqn.config import Config
 from textdqn.errors import TextDQNError
 from textdqn.learner.losses import double_dqn_targets, hard_update_, soft_update_, td_loss
@@ -106,6 +107,7 @@ class Learner:
             torch.nn.utils.clip_grad_norm_(self.online.parameters(), self.config.grad_clip)
         self.optimizer.step()
         self.updates += 1
+        self._anneal_lr()
         self._update_target()
         age = self.version - b.policy_version if b.policy_version is not None else np.zeros(1)
         return UpdateResult(
@@ -115,6 +117,13 @@ class Learner:
             sample_age_mean=float(age.mean()),
             sample_age_max=int(age.max()),
         )
+
+    def _anneal_lr(self) -> None:
+        c = self.config
+        if c.lr_anneal_updates > 0:
+            lr = linear_decay(c.lr, c.lr_final, c.lr_anneal_updates, self.updates)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
 
     def _update_target(self) -> None:
         if self.config.target_update == "soft":
