@@ -15,6 +15,7 @@ from textdqn.envs.dialogue.agents import random_action
 from textdqn.envs.dialogue.domain import load_domain, make_goals, make_kb
 from textdqn.envs.dialogue.text import (
     SPECIAL_TOKENS,
+    TURN_TOKENS,
     build_tokenizer,
     encode_dialogue,
     render_goal,
@@ -96,13 +97,23 @@ def test_encoding_keeps_cls_and_the_most_recent_tokens(movies):
     full = encode_dialogue(tokenizer, turns, 64)
     n = int((full != 0).sum())
     assert full.dtype == np.uint16 and full.shape == (64,) and not full[n:].any()
-    usr, sys_, cls = (tokenizer.convert_tokens_to_ids(t) for t in ("[USR]", "[SYS]", "[CLS]"))
-    assert full[0] == cls and full[1] == usr and list(full[:n]).count(sys_) == 1
+    usr, sys_, cls, t1 = (tokenizer.convert_tokens_to_ids(t) for t in ("[USR]", "[SYS]", "[CLS]", "[T1]"))
+    assert full[0] == cls and full[1] == t1 and full[2] == usr and list(full[:n]).count(sys_) == 1
     assert tokenizer.decode(full[n - 3 : n]) == "[USR] seattle please"
     short = encode_dialogue(tokenizer, turns, 6)
-    assert short[0] == cls and list(short[1:]) == list(full[n - 5 : n])
+    assert list(short[:2]) == [cls, t1] and list(short[2:]) == list(full[n - 4 : n])
     with pytest.raises(ValueError, match="speakers"):
         encode_dialogue(tokenizer, [("narrator", "hi")], 8)
+
+
+def test_turn_counter_counts_system_turns_and_stops_at_the_last_token(movies):
+    _, _, tokenizer = movies
+    assert [tokenizer.convert_ids_to_tokens(5 + k) for k in (0, 63)] == list(TURN_TOKENS[::63])
+    for k, expected in ((0, "[T0]"), (5, "[T5]"), (63, "[T63]"), (80, "[T63]")):
+        turns = [("user", "hi")] + [("system", "hello"), ("user", "hi")] * k
+        ids = encode_dialogue(tokenizer, turns, 16)
+        assert tokenizer.convert_ids_to_tokens(int(ids[1])) == expected
+    assert "[T" not in tokenizer.decode(ids, skip_special_tokens=True)
 
 
 @pytest.mark.parametrize("name", DOMAINS)

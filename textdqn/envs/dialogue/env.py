@@ -10,7 +10,8 @@ Observation "vector": belief-state features (last user intent, informed / confir
 requested slots, the agent's last act, turn, knowledge-base match counts, offer state).
 Observation "tokens": the dialogue so far as text (`transcript`, rendered from the domain's
 templates), tokenized by the domain's word-level tokenizer into `max_tokens` uint16 ids
-([CLS], [USR]/[SYS] before each turn, the most recent tokens kept, padded with 0).
+([CLS], the turn counter [Tk], [USR]/[SYS] before each turn, the most recent tokens kept,
+padded with 0).
 """
 
 from __future__ import annotations
@@ -93,8 +94,10 @@ class DialogueEnv(gym.Env):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
         if observation not in OBSERVATIONS:
             raise ValueError(f"observation must be one of {OBSERVATIONS}, got {observation!r}")
-        if max_tokens < 2:
-            raise ValueError(f"max_tokens must be >= 2 ([CLS] and one token), got {max_tokens}")
+        if max_tokens < 3:
+            raise ValueError(
+                f"max_tokens must be >= 3 ([CLS], the turn counter and one token), got {max_tokens}"
+            )
         self.observation, self.max_tokens = observation, int(max_tokens)
         self.domain = load_domain(domain)
         self.kb = make_kb(self.domain, kb_seed)

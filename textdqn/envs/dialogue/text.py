@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[USR]", "[SYS]")
 """Ids 0..4 of every domain's tokenizer, in this order; [PAD] = 0 is the padding id."""
+TURN_TOKENS = tuple(f"[T{k}]" for k in range(64))
+"""Ids 5..68: "[Tk]" says the system has spoken k times so far (k >= 63 reads [T63])."""
 PAD_ID = 0
 DONT_CARE = "any"
 """The value the user simulator informs for a slot it does not care about."""
@@ -112,17 +114,18 @@ def _fill(domain: Domain, side: str, key: str, rng: np.random.Generator, **field
 def build_tokenizer(domain: Domain) -> PreTrainedTokenizerFast:
     """A word-level tokenizer over every word `domain`'s dialogues can contain.
 
-    The vocabulary is the special tokens (ids 0..4, see SPECIAL_TOKENS), then, sorted, every
+    The vocabulary is the special tokens (ids 0..4, see SPECIAL_TOKENS), the turn counters
+    (ids 5..68, TURN_TOKENS), then, sorted, every
     word of the templates (each placeholder filled with each of its possible values), the slot
     names, the slot values and the entity: the same ids in every process. Text is lowercased
     and split at whitespace and at each punctuation character.
     """
     return word_level_tokenizer(
         _all_text(domain),
-        SPECIAL_TOKENS,
+        SPECIAL_TOKENS + TURN_TOKENS,
         pad_token="[PAD]",
         cls_token="[CLS]",
-        extra_special_tokens=list(SPEAKERS.values()),
+        extra_special_tokens=[*SPEAKERS.values(), *TURN_TOKENS],
     )
 
 
@@ -165,19 +168,27 @@ def encode_dialogue(
 ) -> np.ndarray:
     """uint16 [max_tokens] token ids of a transcript of (speaker, text) turns.
 
-    [CLS], then each turn opened by [USR] or [SYS] (speaker "user" or "system"). When too
-    long, [CLS] stays first and the most recent tokens are kept; the rest is padded with 0.
+    [CLS], the turn counter [Tk] (k = the system turns so far), then each turn opened by [USR]
+    or [SYS] (speaker "user" or "system"). When too long, [CLS] and [Tk] stay first and the
+    most recent tokens are kept; the rest is padded with 0.
+
+    The counter is how far the dialogue has gone even once its start is cut off: without it a
+    dialogue that repeats itself reads the same at every turn, and the looming failure at the
+    turn limit cannot be told from the observation (the vector observation has `turn` for the
+    same reason).
     """
-    if max_tokens < 2:
-        raise ValueError(f"max_tokens must be >= 2 ([CLS] and one token), got {max_tokens}")
+    if max_tokens < 3:
+        raise ValueError(f"max_tokens must be >= 3 ([CLS], the turn counter and one token), got {max_tokens}")
     unknown = {speaker for speaker, _ in turns} - set(SPEAKERS)
     if unknown:
         raise ValueError(f"transcript speakers must be one of {sorted(SPEAKERS)}, got {sorted(unknown)}")
     encoded = tokenizer.backend_tokenizer.encode_batch([text for _, text in turns], add_special_tokens=False)
     marker = {speaker: tokenizer.convert_tokens_to_ids(token) for speaker, token in SPEAKERS.items()}
     body = [i for (speaker, _), e in zip(turns, encoded, strict=True) for i in (marker[speaker], *e.ids)]
-    body = body[-(max_tokens - 1) :]  # the most recent tokens
+    body = body[-(max_tokens - 2) :]  # the most recent tokens
+    system_turns = sum(speaker == "system" for speaker, _ in turns)
     out = np.full(max_tokens, PAD_ID, dtype=np.uint16)
     out[0] = tokenizer.convert_tokens_to_ids("[CLS]")
-    out[1 : 1 + len(body)] = body
+    out[1] = tokenizer.convert_tokens_to_ids(TURN_TOKENS[min(system_turns, len(TURN_TOKENS) - 1)])
+    out[2 : 2 + len(body)] = body
     return out
