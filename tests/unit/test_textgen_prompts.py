@@ -7,7 +7,14 @@ import pytest
 
 from textdqn.envs.textgen import make_prompts
 from textdqn.envs.textgen.prompts import SHIPPED_PROMPTS, load_prompts, split_records
-from textdqn.envs.textgen.tokens import SPECIAL_TOKENS, build_tokenizer, concept_ids, encode_prompt
+from textdqn.envs.textgen.tokens import (
+    SPECIAL_TOKENS,
+    build_tokenizer,
+    concept_ids,
+    concept_ids_each,
+    encode_prompt,
+    encode_prompts,
+)
 from textdqn.envs.textgen.words import concept_words, vocabulary_words, word_forms
 from textdqn.errors import ConfigError
 
@@ -85,3 +92,32 @@ def test_every_concept_form_is_one_token_and_concept_ids_find_them():
     for word in concept_words()[0] + concept_words()[1]:
         for form in word_forms(word):
             assert len(tokenizer(form, add_special_tokens=False)["input_ids"]) == 1
+
+
+def _bpe_tokenizer_with_bos():
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<s>", "</s>"], show_progress=False)
+    bpe.train_from_iterator([r.prompt for r in load_prompts()], trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>")
+
+
+@pytest.mark.parametrize("kind", ["word-level", "bpe with bos"])
+def test_batched_encodings_equal_the_tokenizers_own_calls(kind):
+    records = load_prompts()[:60]
+    tokenizer = build_tokenizer(load_prompts()) if kind == "word-level" else _bpe_tokenizer_with_bos()
+    prefix = [tokenizer.bos_token_id] if kind == "bpe with bos" else []
+    for record, ids in zip(records, encode_prompts(tokenizer, [r.prompt for r in records]), strict=True):
+        assert ids.tolist() == prefix + tokenizer(record.prompt, add_special_tokens=False)["input_ids"]
+    for record, ids in zip(records, concept_ids_each(tokenizer, [r.concepts for r in records]), strict=True):
+        own = {
+            i
+            for c in record.concepts
+            for t in (c, " " + c)
+            for i in tokenizer(t, add_special_tokens=False)["input_ids"]
+        }
+        assert ids.tolist() == sorted(own - {tokenizer.unk_token_id})
+    assert encode_prompts(tokenizer, []) == [] and concept_ids_each(tokenizer, [[]])[0].size == 0

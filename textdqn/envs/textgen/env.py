@@ -111,7 +111,7 @@ class TextGenEnv(gym.Env):
         self.banned[[i for i in self.tokenizer.all_special_ids if i < self.vocab_size]] = True
         self.banned[self.eos_id] = False
         self._prompt_ids = self._encode_prompts(prompts)
-        self._concept_ids = [tokens.concept_ids(self.tokenizer, r.concepts) for r in self.records]
+        self._concept_ids = tokens.concept_ids_each(self.tokenizer, [r.concepts for r in self.records])
         self._greedy: dict[str, Generation] = {}
 
         high = max(self.vocab_size - 1, self.max_tokens)
@@ -128,7 +128,10 @@ class TextGenEnv(gym.Env):
         """The split's prompts as token ids; ConfigError when any prompt of the file (either split,
         so that train and test settings agree) leaves no room for max_new_tokens."""
         room = self.max_tokens - self.max_new_tokens
-        encoded = {r.id: tokens.encode_prompt(self.tokenizer, r.prompt) for r in self.all_records}
+        texts = [r.prompt for r in self.all_records]
+        encoded = dict(
+            zip((r.id for r in self.all_records), tokens.encode_prompts(self.tokenizer, texts), strict=True)
+        )
         longest = max(self.all_records, key=lambda r: len(encoded[r.id]))
         if len(encoded[longest.id]) > room:
             raise ConfigError(

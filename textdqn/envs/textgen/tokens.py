@@ -6,7 +6,7 @@ list (no LM path given), or a local checkpoint's own; and the token ids of promp
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -55,19 +55,43 @@ def load_lm_tokenizer(path: str) -> PreTrainedTokenizerBase:
 def encode_prompt(tokenizer: PreTrainedTokenizerBase, text: str) -> np.ndarray:
     """int64 token ids of a prompt: its tokens, after the tokenizer's BOS token when it has one
     that differs from EOS (Llama-style checkpoints expect it; GPT-2 has none of its own)."""
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    return encode_prompts(tokenizer, [text])[0]
+
+
+def encode_prompts(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -> list[np.ndarray]:
+    """`encode_prompt` of each text, in one batched tokenizer call."""
     bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
-    if bos is not None and bos != eos:
-        ids = [bos, *ids]
-    return np.asarray(ids, dtype=np.int64)
+    prefix = [bos] if bos is not None and bos != eos else []
+    return [np.asarray(prefix + ids, dtype=np.int64) for ids in _token_ids(tokenizer, texts)]
 
 
 def concept_ids(tokenizer: PreTrainedTokenizerBase, concepts: Iterable[str]) -> np.ndarray:
     """int64 ids of every token that spells a concept, alone or after a space (BPE tokenizers
     spell " dog" and "dog" differently): the tokens the action mask always allows."""
-    ids: set[int] = set()
-    for concept in concepts:
-        for text in (concept, " " + concept):
-            ids.update(tokenizer(text, add_special_tokens=False)["input_ids"])
-    ids.discard(tokenizer.unk_token_id)
-    return np.asarray(sorted(ids), dtype=np.int64)
+    return concept_ids_each(tokenizer, [concepts])[0]
+
+
+def concept_ids_each(
+    tokenizer: PreTrainedTokenizerBase, concept_lists: Iterable[Iterable[str]]
+) -> list[np.ndarray]:
+    """`concept_ids` of each list of concepts (e.g. every prompt's), in one batched tokenizer call."""
+    lists = [list(concepts) for concepts in concept_lists]
+    texts = [text for concepts in lists for concept in concepts for text in (concept, " " + concept)]
+    encoded = iter(_token_ids(tokenizer, texts))
+    out = []
+    for concepts in lists:
+        ids = {i for _ in range(2 * len(concepts)) for i in next(encoded)}
+        ids.discard(tokenizer.unk_token_id)
+        out.append(np.asarray(sorted(ids), dtype=np.int64))
+    return out
+
+
+def _token_ids(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -> list[list[int]]:
+    """The token ids of each text, no special tokens added: one call to the Rust tokenizer of a
+    fast tokenizer (transformers' own wrapping costs more than the tokenizing), else one call."""
+    if not texts:
+        return []
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        return [e.ids for e in backend.encode_batch(list(texts), add_special_tokens=False)]
+    return tokenizer(list(texts), add_special_tokens=False)["input_ids"]
