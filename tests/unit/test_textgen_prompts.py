@@ -11,8 +11,6 @@ from textdqn.envs.textgen.tokens import (
     SPECIAL_TOKENS,
     build_tokenizer,
     concept_ids,
-    concept_ids_each,
-    encode_prompt,
     encode_prompts,
 )
 from textdqn.envs.textgen.words import concept_words, vocabulary_words, word_forms
@@ -82,13 +80,13 @@ def test_tokenizer_ids_are_deterministic_special_tokens_first_then_sorted_words(
     assert (first.pad_token_id, first.eos_token_id) == (0, 2)
     words = sorted(vocab, key=vocab.get)[len(SPECIAL_TOKENS) :]
     assert words == sorted(words) and set(vocabulary_words()) <= set(words)
-    assert set(encode_prompt(first, records[0].prompt)).isdisjoint({first.unk_token_id})
+    assert set(encode_prompts(first, [records[0].prompt])[0]).isdisjoint({first.unk_token_id})
 
 
 def test_every_concept_form_is_one_token_and_concept_ids_find_them():
     tokenizer = build_tokenizer(load_prompts())
-    assert tokenizer.decode(concept_ids(tokenizer, ["dog", "run"])).split() == ["dog", "run"]
-    assert len(concept_ids(tokenizer, ["zebra"])) == 0  # not in the vocabulary: [UNK] dropped
+    assert tokenizer.decode(concept_ids(tokenizer, [["dog", "run"]])[0]).split() == ["dog", "run"]
+    assert len(concept_ids(tokenizer, [["zebra"]])[0]) == 0  # not in the vocabulary: [UNK] dropped
     for word in concept_words()[0] + concept_words()[1]:
         for form in word_forms(word):
             assert len(tokenizer(form, add_special_tokens=False)["input_ids"]) == 1
@@ -112,7 +110,7 @@ def test_batched_encodings_equal_the_tokenizers_own_calls(kind):
     prefix = [tokenizer.bos_token_id] if kind == "bpe with bos" else []
     for record, ids in zip(records, encode_prompts(tokenizer, [r.prompt for r in records]), strict=True):
         assert ids.tolist() == prefix + tokenizer(record.prompt, add_special_tokens=False)["input_ids"]
-    for record, ids in zip(records, concept_ids_each(tokenizer, [r.concepts for r in records]), strict=True):
+    for record, ids in zip(records, concept_ids(tokenizer, [r.concepts for r in records]), strict=True):
         own = {
             i
             for c in record.concepts
@@ -120,4 +118,4 @@ def test_batched_encodings_equal_the_tokenizers_own_calls(kind):
             for i in tokenizer(t, add_special_tokens=False)["input_ids"]
         }
         assert ids.tolist() == sorted(own - {tokenizer.unk_token_id})
-    assert encode_prompts(tokenizer, []) == [] and concept_ids_each(tokenizer, [[]])[0].size == 0
+    assert encode_prompts(tokenizer, []) == [] and concept_ids(tokenizer, [[]])[0].size == 0

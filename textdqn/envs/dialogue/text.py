@@ -115,10 +115,10 @@ def build_tokenizer(domain: Domain) -> PreTrainedTokenizerFast:
     """A word-level tokenizer over every word `domain`'s dialogues can contain.
 
     The vocabulary is the special tokens (ids 0..4, see SPECIAL_TOKENS), the turn counters
-    (ids 5..68, TURN_TOKENS), then, sorted, every
-    word of the templates (each placeholder filled with each of its possible values), the slot
-    names, the slot values and the entity: the same ids in every process. Text is lowercased
-    and split at whitespace and at each punctuation character.
+    (ids 5..68, TURN_TOKENS), then, sorted, every word of the templates (each placeholder
+    filled with each of its possible values), the slot names, the slot values and the entity:
+    the same ids in every process. Text is lowercased and split at whitespace and at each
+    punctuation character.
     """
     return word_level_tokenizer(
         _all_text(domain),

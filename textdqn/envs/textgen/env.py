@@ -111,7 +111,7 @@ class TextGenEnv(gym.Env):
         self.banned[[i for i in self.tokenizer.all_special_ids if i < self.vocab_size]] = True
         self.banned[self.eos_id] = False
         self._prompt_ids = self._encode_prompts(prompts)
-        self._concept_ids = tokens.concept_ids_each(self.tokenizer, [r.concepts for r in self.records])
+        self._concept_ids = tokens.concept_ids(self.tokenizer, [r.concepts for r in self.records])
         self._greedy: dict[str, Generation] = {}
 
         high = max(self.vocab_size - 1, self.max_tokens)

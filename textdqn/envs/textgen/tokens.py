@@ -52,29 +52,20 @@ def load_lm_tokenizer(path: str) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
-def encode_prompt(tokenizer: PreTrainedTokenizerBase, text: str) -> np.ndarray:
-    """int64 token ids of a prompt: its tokens, after the tokenizer's BOS token when it has one
-    that differs from EOS (Llama-style checkpoints expect it; GPT-2 has none of its own)."""
-    return encode_prompts(tokenizer, [text])[0]
-
-
 def encode_prompts(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -> list[np.ndarray]:
-    """`encode_prompt` of each text, in one batched tokenizer call."""
+    """int64 token ids of each prompt: its tokens, after the tokenizer's BOS token when it has
+    one that differs from EOS (Llama-style checkpoints expect it; GPT-2 has none of its own)."""
     bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
     prefix = [bos] if bos is not None and bos != eos else []
     return [np.asarray(prefix + ids, dtype=np.int64) for ids in _token_ids(tokenizer, texts)]
 
 
-def concept_ids(tokenizer: PreTrainedTokenizerBase, concepts: Iterable[str]) -> np.ndarray:
-    """int64 ids of every token that spells a concept, alone or after a space (BPE tokenizers
-    spell " dog" and "dog" differently): the tokens the action mask always allows."""
-    return concept_ids_each(tokenizer, [concepts])[0]
-
-
-def concept_ids_each(
+def concept_ids(
     tokenizer: PreTrainedTokenizerBase, concept_lists: Iterable[Iterable[str]]
 ) -> list[np.ndarray]:
-    """`concept_ids` of each list of concepts (e.g. every prompt's), in one batched tokenizer call."""
+    """For each list of concepts (e.g. every prompt's), the int64 ids of every token that spells
+    one of them, alone or after a space (BPE tokenizers spell " dog" and "dog" differently):
+    the tokens the action mask always allows."""
     lists = [list(concepts) for concepts in concept_lists]
     texts = [text for concepts in lists for concept in concepts for text in (concept, " " + concept)]
     encoded = iter(_token_ids(tokenizer, texts))
