@@ -3,7 +3,7 @@ target (greedy success >= 0.90 over 500 test-goal dialogues) within its env-step
 with the distributed trainer (local mode).
 
 It needs 12-25 minutes of a 2-core machine to itself, more than CI's budget next to the other
-tests, so it runs only when asked: `TEXTDQN_SLOW_TESTS=1 pytest tests/learning/test_dialogue_text.py`.
+tests, so it runs only when asked: `TEXTDQN_SLOW_TESTS=1 pytest tests/learning/test_dialogue_tokens.py`.
 The budget is in env steps, never wall-clock: the time limit is switched off here.
 """
 
