@@ -107,16 +107,15 @@ def evaluate(
         evaluator = Evaluator(cfg)
         if agent != "greedy" and agent not in BASELINES:
             raise ConfigError(f"--agent {agent!r} is not known: use greedy, {' or '.join(BASELINES)}")
-        if show:
-            weights = None
-            if agent == "greedy":
-                evaluator.net.load_state_dict(state["online"])
-                weights = state_to_numpy(evaluator.net)
-            _print_episodes(title, evaluator.show(agent, show, weights))
-            return
+        weights = None
         if agent == "greedy":
             evaluator.net.load_state_dict(state["online"])
-            result = evaluator.evaluate(state_to_numpy(evaluator.net), episodes)
+            weights = state_to_numpy(evaluator.net)
+        if show:
+            _print_episodes(title, evaluator.show(agent, show, weights))
+            return
+        if weights is not None:
+            result = evaluator.evaluate(weights, episodes)
         else:
             result = evaluator.run(baseline_policy(agent, evaluator.envs, cfg.run.seed), episodes)
     except TextDQNError as e:

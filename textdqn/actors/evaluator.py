@@ -47,13 +47,20 @@ def baseline_policy(name: str, envs: gym.vector.VectorEnv, seed: int = 0) -> Pol
     raise ConfigError(f"unknown baseline agent {name!r}: use one of {BASELINES}")
 
 
+def _numeric_info(final: dict) -> dict[str, float]:
+    """The numbers of one episode's final info (success, turns, coverage, ...), as floats."""
+    return {
+        key: float(value)
+        for key, value in final.items()
+        if isinstance(value, (numbers.Real, np.bool_)) and key != "action_mask" and not key.startswith("_")
+    }
+
+
 def _episode_end_means(finals: list[dict]) -> dict[str, float]:
     values: dict[str, list[float]] = {}
     for final in finals:
-        for key, value in final.items():
-            numeric = isinstance(value, (numbers.Real, np.bool_))
-            if numeric and key != "action_mask" and not key.startswith("_"):
-                values.setdefault(key, []).append(float(value))
+        for key, value in _numeric_info(final).items():
+            values.setdefault(key, []).append(value)
     return {
         "success_rate" if key == "success" else f"{key}_mean": float(np.mean(v)) for key, v in values.items()
     }
@@ -156,8 +163,7 @@ class Evaluator:
             obs, reward, terminated, truncated, info = envs.step(policy(obs, action_masks(info, 1)))
             total += float(reward[0])
             done = bool(terminated[0] or truncated[0])
-        final = {k: float(v[0]) for k, v in info.items() if not k.startswith("_") and np.ndim(v) == 1}
-        final.pop("action_mask", None)
+        final = _numeric_info({key: value[0] for key, value in info.items() if not key.startswith("_")})
         return Episode(text=envs.call("episode_text")[0], outcome={"return": total, **final})
 
     def close(self) -> None:
