@@ -15,7 +15,6 @@ from textdqn.envs.textgen.rewards import (
     covered,
     kl_penalty,
     make_reward,
-    potential_rewards,
     repetition,
     words,
 )
@@ -58,13 +57,14 @@ def test_coverage_plug_in_scores_succeeds_and_checks_its_records():
         CoverageReward(repeat_penalty=-1)
 
 
-def test_potential_rewards_are_increments_that_sum_to_the_final_score():
+def test_coverage_score_along_a_growing_text_gives_the_per_token_increments():
+    # The env pays per-token rewards as score increments (potential-based): these, summing to
+    # the final score. tests/unit/test_textgen_env.py checks the env's sum against its terminal.
     texts = ["the", "the dog", "the dog dog", "the dog dog ran", "the dog dog ran ."]
     scores = [coverage_score(t, RECORD.concepts, 0.5) for t in texts]
-    rewards = potential_rewards(scores)
-    assert rewards.dtype == np.float32
-    np.testing.assert_allclose(rewards, [0.0, 0.25, -0.5 / 3, 0.25 + 0.5 / 3 - 0.5 / 4, 0.0], atol=1e-6)
-    assert rewards.sum() == pytest.approx(scores[-1])
+    increments = np.diff(scores, prepend=0.0)
+    np.testing.assert_allclose(increments, [0.0, 0.25, -0.5 / 3, 0.25 + 0.5 / 3 - 0.5 / 4, 0.0], atol=1e-6)
+    assert increments.sum() == pytest.approx(scores[-1])
 
 
 def test_kl_penalty_is_at_most_zero_and_lower_for_less_likely_tokens():

@@ -260,8 +260,9 @@ class TextGenEnv(gym.Env):
         self._logp_sum += logp
         self._done = token == self.eos_id or len(self._generated) >= self.max_new_tokens
         reward = kl_penalty(logp, self.kl_coef)
-        self._text = self.generated_text() if self.per_token or self._done else ""
+        self._text = ""
         if self.per_token or self._done:
+            self._text = self.generated_text()
             score = self.reward_fn.score(self._text, self.record)
             reward += score - self._potential  # without per_token the potential stays 0: the whole score
             if self.per_token:

@@ -87,12 +87,6 @@ def coverage_score(text: str, concepts: tuple[str, ...] | list[str], repeat_pena
     return coverage(found, concepts) - repeat_penalty * repetition(found)
 
 
-def potential_rewards(scores: np.ndarray | list[float]) -> np.ndarray:
-    """float32 [T] per-token rewards from the scores of the text after each of T tokens:
-    r_t = scores[t] − scores[t−1], with 0 before the first; they sum to scores[-1]."""
-    return np.diff(np.asarray(scores, dtype=np.float64), prepend=0.0).astype(np.float32)
-
-
 def kl_penalty(logp_ref: np.ndarray | float, kl_coef: float) -> np.ndarray | float:
     """kl_coef · log p_ref(a_t | s_t): ≤ 0, lower for tokens the reference finds less likely.
     Summed over an episode of the policy's own tokens, it estimates −kl_coef · KL(policy ‖ ref)."""
