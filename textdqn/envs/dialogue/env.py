@@ -94,10 +94,7 @@ class DialogueEnv(gym.Env):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
         if observation not in OBSERVATIONS:
             raise ValueError(f"observation must be one of {OBSERVATIONS}, got {observation!r}")
-        if max_tokens < 3:
-            raise ValueError(
-                f"max_tokens must be >= 3 ([CLS], the turn counter and one token), got {max_tokens}"
-            )
+        text.check_max_tokens(max_tokens)
         self.observation, self.max_tokens = observation, int(max_tokens)
         self.domain = load_domain(domain)
         self.kb = make_kb(self.domain, kb_seed)

@@ -163,6 +163,12 @@ def _variants(domain: Domain, templates: Sequence[str], candidates: dict) -> Ite
                 yield template.format(**{**first, name: value})
 
 
+def check_max_tokens(max_tokens: int) -> None:
+    """ValueError unless `max_tokens` holds [CLS], the turn counter and one token."""
+    if max_tokens < 3:
+        raise ValueError(f"max_tokens must be >= 3 ([CLS], the turn counter and one token), got {max_tokens}")
+
+
 def encode_dialogue(
     tokenizer: PreTrainedTokenizerFast, turns: Sequence[tuple[str, str]], max_tokens: int
 ) -> np.ndarray:
@@ -177,8 +183,7 @@ def encode_dialogue(
     turn limit cannot be told from the observation (the vector observation has `turn` for the
     same reason).
     """
-    if max_tokens < 3:
-        raise ValueError(f"max_tokens must be >= 3 ([CLS], the turn counter and one token), got {max_tokens}")
+    check_max_tokens(max_tokens)
     unknown = {speaker for speaker, _ in turns} - set(SPEAKERS)
     if unknown:
         raise ValueError(f"transcript speakers must be one of {sorted(SPEAKERS)}, got {sorted(unknown)}")
