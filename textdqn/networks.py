@@ -71,12 +71,14 @@ def q_values(features: Tensor, advantage: nn.Module, value: nn.Module | None, sc
     """Q [B, A] from features [B, F]: the advantage head alone, or V + A − mean(A) (dueling),
     times `scale`. Adam moves a weight by about lr a step whatever the gradient's size, so a
     head on normalised features (a transformer's) would take ~|Q| / lr steps to reach Q-values
-    of a reward scale like the dialogue's ±80; a scale near that size makes them reachable."""
-    adv = advantage(features)
+    of a reward scale like the dialogue's ±80; a scale near that size makes them reachable.
+    The heads' outputs are combined in float32 (under bf16 autocast too: a mean over an LM's
+    vocabulary needs the precision)."""
+    adv = advantage(features).float()
     if value is None:
         return scale * adv
     # Subtracting the mean advantage makes V and A identifiable (Wang et al. 2016, eq. 9).
-    return scale * (value(features) + adv - adv.mean(dim=-1, keepdim=True))
+    return scale * (value(features).float() + adv - adv.mean(dim=-1, keepdim=True))
 
 
 class TransformerQNetwork(nn.Module):
@@ -196,10 +198,7 @@ class LMQNetwork(nn.Module):
         hidden = self.lm.base_model(input_ids=tokens, attention_mask=mask.long(), use_cache=False)
         hidden = hidden.last_hidden_state
         last = hidden[torch.arange(len(obs), device=obs.device), lengths - 1]
-        logits = self.lm.get_output_embeddings()(last).float()
-        if self.value is None:
-            return self.q_scale * logits
-        return self.q_scale * (self.value(last).float() + logits - logits.mean(dim=-1, keepdim=True))
+        return q_values(last, self.lm.get_output_embeddings(), self.value, self.q_scale)
 
 
 def _build_encoder(vocab_size: int, max_tokens: int, layers: int, width: int, heads: int) -> nn.Module:
