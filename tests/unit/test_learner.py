@@ -159,6 +159,7 @@ def test_sample_age_is_measured_from_versions():
 
 
 def test_updates_on_token_observations_train_the_transformer():
+    torch.manual_seed(0)  # the initial TD errors must exceed 0.5, whatever ran before in this process
     space = gym.spaces.Box(0, 29, (10,), np.uint16)
     config = Config(
         network=NetworkConfig(encoder_layers=1, encoder_width=16, encoder_heads=2),
