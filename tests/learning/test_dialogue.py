@@ -6,17 +6,13 @@ The budget is in env steps, never wall-clock: the time limit is switched off her
 
 import pytest
 
-from textdqn.cluster.supervisor import train
-from textdqn.config import load_config
-
 pytestmark = [pytest.mark.learning, pytest.mark.timeout(1500)]
 
 ENV_STEP_BUDGET = 600_000
 
 
-def test_dialogue_reaches_095_test_success_within_budget(tmp_path):
-    config = load_config("configs/dialogue.yaml", [f"stop.env_steps={ENV_STEP_BUDGET}", "stop.time_s=0"])
-    summary = train(config, mode="ray", run_dir=str(tmp_path / "run"), live=False)
+def test_dialogue_reaches_095_test_success_within_budget(train_example):
+    config, summary = train_example("configs/dialogue.yaml", ENV_STEP_BUDGET)
     assert summary["reached_target"], summary["final_eval"]
     assert summary["final_eval"]["success_rate"] >= 0.95
     assert summary["final_eval"]["episodes"] == 500

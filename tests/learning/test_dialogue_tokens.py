@@ -11,9 +11,6 @@ import os
 
 import pytest
 
-from textdqn.cluster.supervisor import train
-from textdqn.config import load_config
-
 pytestmark = [
     pytest.mark.learning,
     pytest.mark.timeout(3600),
@@ -26,9 +23,8 @@ pytestmark = [
 ENV_STEP_BUDGET = 300_000
 
 
-def test_dialogue_text_reaches_090_test_success_within_budget(tmp_path):
-    config = load_config("configs/dialogue-text.yaml", [f"stop.env_steps={ENV_STEP_BUDGET}", "stop.time_s=0"])
-    summary = train(config, mode="ray", run_dir=str(tmp_path / "run"), live=False)
+def test_dialogue_text_reaches_090_test_success_within_budget(train_example):
+    config, summary = train_example("configs/dialogue-text.yaml", ENV_STEP_BUDGET)
     assert summary["reached_target"], summary["final_eval"]
     assert summary["final_eval"]["success_rate"] >= 0.90
     assert summary["final_eval"]["episodes"] == 500

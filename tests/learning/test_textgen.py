@@ -7,17 +7,13 @@ The budget is in env steps, never wall-clock: the time limit is switched off her
 
 import pytest
 
-from textdqn.cluster.supervisor import train
-from textdqn.config import load_config
-
 pytestmark = [pytest.mark.learning, pytest.mark.timeout(1500)]
 
 ENV_STEP_BUDGET = 300_000
 
 
-def test_textgen_doubles_reference_coverage_and_reaches_080_within_budget(tmp_path):
-    config = load_config("configs/textgen.yaml", [f"stop.env_steps={ENV_STEP_BUDGET}", "stop.time_s=0"])
-    summary = train(config, mode="ray", run_dir=str(tmp_path / "run"), live=False)
+def test_textgen_doubles_reference_coverage_and_reaches_080_within_budget(train_example):
+    config, summary = train_example("configs/textgen.yaml", ENV_STEP_BUDGET)
     final, baseline = summary["final_eval"], summary["baseline"]
     assert summary["reached_target"], final
     assert final["coverage_mean"] >= 0.8
