@@ -104,6 +104,9 @@ class ReplayConfig:
     """sampled batches whose priority updates go to a shard in one message"""
     shard_num_cpus: float = 0.25
     """logical Ray CPUs reserved per shard actor"""
+    shard_max_restarts: int = 3
+    """times Ray restarts a shard whose process died (a redis shard reloads its items; a
+    memory shard comes back empty); -1: without limit"""
     rate_limiter: RateLimiterConfig = dataclasses.field(default_factory=RateLimiterConfig)
     """samples-per-insert rate limiter of each shard"""
 
@@ -120,6 +123,7 @@ class ReplayConfig:
         "priority_update_coalesce": at_least(1),
         "sample_batches_per_request": at_least(1),
         "shard_num_cpus": above(0),
+        "shard_max_restarts": at_least(-1),
     }
 
     def _check(self, path: str) -> list[str]:

@@ -23,3 +23,12 @@ class RateLimitTimeout(TextDQNError, TimeoutError):
 
 class ReplayError(TextDQNError):
     """The replay service cannot serve a request (empty, unreachable shard, ...)."""
+
+
+class ShardUnavailable(ReplayError):
+    """A replay shard's process is gone or restarting: the call may be retried elsewhere."""
+
+
+class ReplayStorageError(ReplayError):
+    """A replay shard's durable tier (Redis) is unreachable, refuses us, or holds keys that do
+    not match the shard: the message names the (redacted) URL or key and the fix."""

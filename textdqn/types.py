@@ -157,6 +157,12 @@ class ShardInfo:
     stale_updates: int
     insert_blocked_s: float
     sample_blocked_s: float
+    restored_items: int = 0
+    """items the shard reloaded from its durable tier (Redis) when it was built"""
+    durable_flushes: int = 0
+    """write-behind flushes of priority updates to the durable tier"""
+    durable_flush_errors: int = 0
+    """background flushes that failed (logged; their updates stay pending and are retried)"""
 
     @property
     def samples_per_insert(self) -> float:
@@ -199,6 +205,10 @@ class RolloutStats:
     lag_count: int = 0
     lag_max: int = 0
     epsilon_mean: float = 0.0
+    insert_retries: int = 0
+    """inserts sent again because a shard was lost before it acknowledged them"""
+    insert_wait_s: float = 0.0
+    """seconds spent waiting for shards to acknowledge inserts"""
 
     def record_lag(self, latest: int, used: int, transitions: int) -> None:
         if transitions and used >= 0:
@@ -220,3 +230,5 @@ class RolloutStats:
         self.lag_count += other.lag_count
         self.lag_max = max(self.lag_max, other.lag_max)
         self.epsilon_mean = other.epsilon_mean
+        self.insert_retries += other.insert_retries
+        self.insert_wait_s += other.insert_wait_s

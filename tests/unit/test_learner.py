@@ -94,14 +94,20 @@ def test_nan_loss_is_skipped_counted_then_aborts():
 def test_loop_publishes_every_period_and_sends_priorities():
     learner = Learner(_config(publish_every=5), *SPACES)
     published, updated, betas = [], [], []
-    loop = LearnerLoop(
-        learner,
-        _config(),
-        next_sample=_sample,
-        update_priorities=lambda s, p: updated.append(len(p)),
-        publish=lambda v, w: published.append(v),
-        set_beta=betas.append,
-    )
+
+    class Sampler:  # the ReplaySampler interface, recording what the loop hands it
+        def sample(self, beta, timeout=None):
+            betas.append(beta)
+            return _sample()
+
+        def update_priorities(self, sample, priorities):
+            updated.append(len(priorities))
+
+    class Weights:
+        def publish(self, version, weights):
+            published.append(version)
+
+    loop = LearnerLoop(learner, _config().replay, Sampler(), Weights())
     stats = loop.run(max_updates=12)
     assert stats.updates == 12 and updated == [8] * 12
     assert published == [1, 2] and stats.version == 2

@@ -2,7 +2,7 @@
 
 Both sides run the same Learner and LearnerLoop on the same network (batch 512 by default)
 over replays filled with the same random transitions:
-  in-process: a LocalReplay sampled synchronously in the learner's thread;
+  in-process: in-process shards sampled synchronously in the learner's thread;
   through Ray: a LearnerActor fed by the Ray-sharded replay (prefetch thread, K requests
   in flight), i.e. the production data path.
 The ratio ray/in-process is the cost of our data path (1.0 = free).
@@ -17,10 +17,11 @@ from collections.abc import Callable
 import gymnasium as gym
 import numpy as np
 
+from textdqn.actors.actor import LatestWeights
 from textdqn.config import Config, LearnerConfig, NetworkConfig, RateLimiterConfig, ReplayConfig
 from textdqn.learner.learner import Learner
 from textdqn.learner.loop import LearnerLoop
-from textdqn.replay_server.local import LocalReplay
+from textdqn.replay_server.client import ShardedWriter, make_local_shards, make_sampler
 from textdqn.types import TransitionBatch
 
 
@@ -80,18 +81,13 @@ def _batches(s: LearnerBenchSettings, size: int = 1000) -> list[TransitionBatch]
 
 def measure_in_process(s: LearnerBenchSettings, device: str) -> dict[str, float]:
     config = _config(s, device)
-    replay = LocalReplay(config.replay)
+    shards = make_local_shards(config.replay)
+    writer = ShardedWriter(shards)
     for batch in _batches(s):
-        replay.insert(batch)
+        writer.insert(batch)
+    writer.flush()
     learner = Learner(config, *_spaces(s))
-    loop = LearnerLoop(
-        learner,
-        config,
-        next_sample=lambda: replay.sample(s.batch),
-        update_priorities=replay.update_priorities,
-        publish=lambda version, weights: None,
-        set_beta=lambda beta: setattr(replay, "beta", beta),
-    )
+    loop = LearnerLoop(learner, config.replay, make_sampler(config.replay, shards, s.batch), LatestWeights())
     loop.run(seconds=s.warmup_s)
     stats = loop.run(seconds=s.seconds)
     return {"updates_per_s": stats.updates / stats.wall_s, "utilization": stats.compute_s / stats.wall_s}
@@ -101,13 +97,13 @@ def measure_through_ray(s: LearnerBenchSettings, device: str) -> dict[str, float
     import ray
 
     from textdqn.cluster.actors import LearnerActor, ParameterStore
-    from textdqn.cluster.replay_service import ReplayWriter, make_shards, wait_ready
+    from textdqn.cluster.replay_service import RayShards, make_shards, wait_ready
     from textdqn.cluster.runtime import kill_actors
 
     config = _config(s, device)
     shards = make_shards(config.replay)
     wait_ready(shards)
-    writer = ReplayWriter(shards)
+    writer = ShardedWriter(RayShards(shards))
     for batch in _batches(s):
         writer.insert(batch)
     writer.flush()

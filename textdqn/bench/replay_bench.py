@@ -3,15 +3,22 @@
 Every implementation gets identical pre-generated batches (batch 512 by default) and is
 measured the same way: the time to insert a prefill, then as many `sample` calls, and as
 many `sample` + `update` pairs, as fit in a fixed time. Figures are transitions per second.
+
+When redis-server is on PATH, the same shard with its durable Redis tier (a private server the
+bench starts in a temporary directory) is measured too, against the memory shard, along with
+the time a new shard takes to reload a full shard of 8-float transitions from Redis.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import json
+import shutil
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -132,12 +139,27 @@ class _OursInProcess:
         return self.shard.bytes_per_item()
 
 
+class _OursOnRedis(_OursInProcess):
+    """Our ReplayShard with its durable tier in Redis (inserts written through, priorities behind)."""
+
+    name = "textdqn shard+redis"
+
+    def __init__(self, capacity: int, url: str, run_id: str) -> None:
+        from textdqn.replay_server.redis_tier import RedisSpec
+
+        self.shard = ReplayShard(capacity, alpha=ALPHA, durable=RedisSpec(url, run_id, 0))
+
+    def close(self) -> None:
+        self.shard.close()
+
+
 class _OursOnRay:
     """Our sharded service: S shard actors, one writer and one sampler in this process."""
 
     def __init__(self, capacity: int, num_shards: int) -> None:
-        from textdqn.cluster.replay_service import ReplaySampler, ReplayWriter, make_shards, wait_ready
+        from textdqn.cluster.replay_service import RayShards, make_shards, wait_ready
         from textdqn.config import RateLimiterConfig, ReplayConfig
+        from textdqn.replay_server.client import ShardedSampler, ShardedWriter
 
         config = ReplayConfig(
             capacity=capacity,
@@ -147,8 +169,8 @@ class _OursOnRay:
         )
         self.shards = make_shards(config)
         wait_ready(self.shards)  # actor start-up is not replay throughput
-        self.writer = ReplayWriter(self.shards, max_in_flight=config.insert_in_flight)
-        self._sampler = lambda: ReplaySampler(self.shards, 0, config.sample_in_flight, beta=BETA)
+        self.writer = ShardedWriter(RayShards(self.shards), max_in_flight=config.insert_in_flight)
+        self._sampler = lambda: ShardedSampler(RayShards(self.shards), 0, config.sample_in_flight)
         self.sampler = None
 
     def insert(self, fields: dict[str, np.ndarray]) -> None:
@@ -163,7 +185,7 @@ class _OursOnRay:
         if self.sampler is None:
             self.sampler = self._sampler()
             self.sampler.batch_size = n
-        return self.sampler.sample()
+        return self.sampler.sample(BETA)
 
     def update(self, handle: Any, priorities: np.ndarray) -> None:
         self.sampler.update_priorities(handle, priorities)
@@ -202,13 +224,17 @@ def run_replay_bench(
     """Measure every implementation; returns {"rows": [...], "ratios": {...}, "bytes_per_item": {...}}."""
     rows, bytes_per_item = [], {}
     rng = np.random.default_rng(0)
+    recovery = None
     if with_ray:
         from textdqn.cluster.runtime import init_ray, shutdown_ray
 
         started = init_ray(num_cpus=8)
     try:
-        for obs_kind in OBS_KINDS:
-            _measure_obs_kind(obs_kind, settings, with_ray, rows, bytes_per_item, rng, log)
+        with _redis_server(log) as redis_url:
+            for obs_kind in OBS_KINDS:
+                _measure_obs_kind(obs_kind, settings, with_ray, redis_url, rows, bytes_per_item, rng, log)
+            if redis_url:
+                recovery = redis_recovery(settings.capacity, settings.batch, redis_url, log)
     finally:
         if with_ray and started:
             shutdown_ray()
@@ -216,17 +242,65 @@ def run_replay_bench(
         "rows": rows,
         "ratios": _ratios(rows),
         "bytes_per_item": bytes_per_item,
+        "redis_recovery": recovery,
         "text_transitions": transition_memory(),
         "settings": dataclasses.asdict(settings),
     }
 
 
-def _implementations(obs_kind: str, batches: list, settings: ReplayBenchSettings, with_ray: bool) -> list:
+@contextlib.contextmanager
+def _redis_server(log: Callable[[str], None]) -> Iterator[str | None]:
+    """The URL of a private redis-server in a temporary directory, or None (and a log line)
+    when redis-server is not on PATH."""
+    if shutil.which("redis-server") is None:
+        log("  redis-server is not on PATH: skipping the Redis rows (apt-get install redis-server)")
+        yield None
+        return
+    from textdqn.replay_server.redis_server import LocalRedisServer
+
+    with tempfile.TemporaryDirectory(prefix="textdqn-bench-redis-") as data, LocalRedisServer(data) as server:
+        yield server.url
+
+
+def redis_recovery(capacity: int, batch: int, url: str, log: Callable[[str], None]) -> dict:
+    """Fill a Redis-backed shard of `capacity` 8-float transitions, then time a new shard
+    reloading it (connect, read every block, rebuild rows, keys and sum-tree)."""
+    log(f"  textdqn shard+redis recovery of {capacity:,} 8-float items ...")
+    batches = [TransitionBatch(**b) for b in make_batches("8-float", batch)]
+    filler = _OursOnRedis(capacity, url, "bench-recovery")
+    for i in range(-(-capacity // batch)):
+        filler.shard.insert(batches[i % len(batches)])
+    filler.close()
+    start = time.perf_counter()
+    reloaded = _OursOnRedis(capacity, url, "bench-recovery")
+    seconds = time.perf_counter() - start
+    items = reloaded.shard.info().restored_items
+    reloaded.close()
+    _drop_keys(url)
+    return {"items": items, "seconds": seconds, "obs": "8-float"}
+
+
+def _drop_keys(url: str) -> None:
+    """Empty the bench's private Redis (its rows would otherwise pile up across measurements)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    client.close()
+
+
+def _implementations(
+    obs_kind: str, batches: list, settings: ReplayBenchSettings, with_ray: bool, redis_url: str | None
+) -> list:
     """(name, factory) of every implementation to measure, ours first."""
     schema = {k: (v.dtype, v.shape[1:]) for k, v in batches[0].items()}
     impls: list[tuple[str, Callable[[], Any]]] = [
         ("textdqn shard", lambda: _OursInProcess(settings.capacity))
     ]
+    if redis_url:
+        impls.append(
+            (_OursOnRedis.name, lambda: _OursOnRedis(settings.capacity, redis_url, f"bench-{obs_kind}"))
+        )
     for peer in available_peers():
         impls.append((peer, lambda peer=peer: make_peer(peer, settings.capacity, ALPHA, BETA, schema)))
     if with_ray:
@@ -239,20 +313,23 @@ def _measure_obs_kind(
     obs_kind: str,
     settings: ReplayBenchSettings,
     with_ray: bool,
+    redis_url: str | None,
     rows: list[dict],
     bytes_per_item: dict[str, int],
     rng: np.random.Generator,
     log: Callable[[str], None],
 ) -> None:
     batches = make_batches(obs_kind, settings.batch)
-    for name, factory in _implementations(obs_kind, batches, settings, with_ray):
+    for name, factory in _implementations(obs_kind, batches, settings, with_ray, redis_url):
         log(f"  {name:<16} {obs_kind:<10} ...")
         impl = factory()
         for op, per_s in _measure(impl, batches, settings, rng).items():
             rows.append({"impl": name, "obs": obs_kind, "op": op, "per_s": per_s})
-        if isinstance(impl, _OursInProcess):
+        if type(impl) is _OursInProcess:
             bytes_per_item[obs_kind] = impl.bytes_per_item()
         getattr(impl, "close", lambda: None)()
+        if isinstance(impl, _OursOnRedis):
+            _drop_keys(redis_url)
         del impl
         gc.collect()
 
@@ -270,6 +347,12 @@ def _ratios(rows: list[dict]) -> dict[str, float | None]:
     for peer in ("rllib", "cpprb"):
         theirs = _lookup(rows, peer, "8-float", "sample+update")
         out[f"ours_vs_{peer}_sample_update"] = ours / theirs if ours and theirs else None
+    for obs in OBS_KINDS:
+        for op in ("insert", "sample+update"):
+            durable = _lookup(rows, _OursOnRedis.name, obs, op)
+            memory = _lookup(rows, "textdqn shard", obs, op)
+            if durable and memory:
+                out[f"redis_vs_memory_{op.replace('+', '_')}_{obs}"] = durable / memory
     return out
 
 

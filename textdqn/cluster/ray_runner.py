@@ -12,17 +12,20 @@ import logging
 import math
 import os
 import time
+from pathlib import Path
 
 import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
 from textdqn.cluster.actors import LearnerActor, ParameterStore, RolloutActor
 from textdqn.cluster.progress import Progress
-from textdqn.cluster.replay_service import make_shards, wait_ready
+from textdqn.cluster.replay_service import RayShards, make_shards, wait_ready
 from textdqn.cluster.runtime import init_ray, kill_actors, shutdown_ray
 from textdqn.config import Config
 from textdqn.envs import check_warm_start, make_env
+from textdqn.errors import ShardUnavailable
 from textdqn.learner.loop import LearnerStats
+from textdqn.types import ShardInfo
 
 log = logging.getLogger(__name__)
 _ACTOR_LOST = (RayActorError, ActorDiedError, ActorUnavailableError)
@@ -49,7 +52,13 @@ def _learner_gpus(config: Config) -> float:
 class RayRunner:
     """All components as Ray actors; the driver only supervises."""
 
-    def __init__(self, config: Config, address: str | None = None, learner_state: dict | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        address: str | None = None,
+        learner_state: dict | None = None,
+        replay_dir: str | None = None,
+    ) -> None:
         self.config = config
         self._started_ray = init_ray(address=address, num_cpus=None if address else _logical_cpus(config))
         seed = config.run.seed
@@ -57,8 +66,13 @@ class RayRunner:
         spaces = (env.observation_space, env.action_space)
         check_warm_start(config, env.has_wrapper_attr("rule_action"))
         env.close()
-        self.shards = make_shards(config.replay, seed=seed)
+        self.shards = make_shards(config.replay, seed=seed, max_restarts=config.replay.shard_max_restarts)
         wait_ready(self.shards)
+        if replay_dir:  # memory shards resume from the snapshot of the learner's checkpoint
+            ray.get(
+                [s.restore.remote(str(Path(replay_dir) / f"shard-{i}")) for i, s in enumerate(self.shards)]
+            )
+        self.shard_set = RayShards(self.shards)
         self.store = ray.remote(ParameterStore).options(num_cpus=0).remote()
         learner_cls = ray.remote(LearnerActor).options(
             num_cpus=config.learner.num_cpus, num_gpus=_learner_gpus(config), max_concurrency=2
@@ -71,6 +85,7 @@ class RayRunner:
             actor_cls.remote(config, i, self.shards, self.store, seed * 7919 + i)
             for i in range(config.actors.num_actors)
         ]
+        self._shards_down = 0
         self._calls: dict = {}  # ObjectRef -> ("actor", index) | ("learner", None)
         for i in range(len(self.actors)):
             self._submit_actor(i)
@@ -100,8 +115,25 @@ class RayRunner:
                     progress.actor_restarts += 1
                     log.warning("rollout actor %d died (%s); Ray restarts it", index, type(e).__name__)
                 self._submit_actor(index)
-        progress.replay = ray.get([s.info.remote() for s in self.shards])
+        progress.replay = self.replay_info()
+        progress.counters = {**ray.get(self.learner.counters.remote()), "shards_down": self._shards_down}
         return progress
+
+    def replay_info(self) -> list[ShardInfo]:
+        """Infos of the shards that answer; those that do not are counted in `_shards_down`."""
+        futures = [self.shard_set.call(i, "info") for i in range(len(self.shard_set))]
+        infos = []
+        for future in futures:
+            try:
+                infos.append(self.shard_set.result(future))
+            except ShardUnavailable:
+                continue
+        self._shards_down = len(futures) - len(infos)
+        return infos
+
+    def checkpoint_replay(self, directory: str) -> None:
+        """Every shard's items and priorities under directory/shard-<i> (memory storage)."""
+        ray.get([s.checkpoint.remote(str(Path(directory) / f"shard-{i}")) for i, s in enumerate(self.shards)])
 
     def latest_weights(self) -> tuple[int, dict]:
         version, refs = ray.get(self.store.latest.remote(-1))

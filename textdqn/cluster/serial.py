@@ -1,30 +1,35 @@
 """Serial mode: the same components as local mode, wired in one process (for debugging).
 
-Each slice of work runs every worker for `actors.steps_per_call` env steps, inserts their
-batches, then updates the learner for as long as the replay's rate limiter allows.
-Serial mode needs `replay.rate_limiter.samples_per_insert` > 0: with one process, that
-ratio is what decides how often to train.
+The actors, the sharded writer and sampler, the learner loop and the weight store are the
+very classes local mode runs; only the shard set is in-process (LocalShards) and calls
+run on the spot. One process cannot block one side until the other catches up, so the
+runner keeps `replay.rate_limiter.samples_per_insert` itself: after each actor's slice it
+trains as many updates as the inserted transitions owe (inserts × ratio / batch size);
+the shards keep only their min_size_to_sample. Serial mode therefore needs the ratio > 0.
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
-import numpy as np
-
+from textdqn.actors.actor import Actor, LatestWeights
 from textdqn.actors.worker import RolloutWorker
 from textdqn.cluster.progress import Progress
 from textdqn.config import Config
-from textdqn.errors import ConfigError
+from textdqn.errors import ConfigError, RateLimitTimeout
 from textdqn.learner.learner import Learner
 from textdqn.learner.loop import LearnerLoop, LearnerStats
-from textdqn.replay_server.local import LocalReplay
+from textdqn.replay_server.client import ShardedWriter, make_local_shards, make_sampler, shard_infos
+from textdqn.types import ShardInfo
 
 
 class SerialRunner:
-    """Workers, a LocalReplay and the learner, stepped in turn in this process."""
+    """Actors, in-process shards and the learner, stepped in turn in this process."""
 
-    def __init__(self, config: Config, learner_state: dict | None = None) -> None:
+    def __init__(
+        self, config: Config, learner_state: dict | None = None, replay_dir: str | None = None
+    ) -> None:
         if config.replay.rate_limiter.samples_per_insert <= 0:
             raise ConfigError(
                 "--serial needs replay.rate_limiter.samples_per_insert > 0 (it sets how often the "
@@ -32,57 +37,71 @@ class SerialRunner:
             )
         seed = config.run.seed
         self.config = config
-        self.workers = [
-            RolloutWorker(config, i, seed=seed * 7919 + i) for i in range(config.actors.num_actors)
-        ]
-        spaces = self.workers[0].envs
-        self.learner = Learner(config, spaces.single_observation_space, spaces.single_action_space)
+        self.shards = make_local_shards(config.replay, seed=seed, ratio=False)
+        if replay_dir:
+            for i, shard in enumerate(self.shards.shards):
+                shard.restore(str(Path(replay_dir) / f"shard-{i}"))
+        workers = [RolloutWorker(config, i, seed=seed * 7919 + i) for i in range(config.actors.num_actors)]
+        envs = workers[0].envs
+        self.learner = Learner(config, envs.single_observation_space, envs.single_action_space)
         if learner_state is not None:
             self.learner.load_state_dict(learner_state)
-        self.replay = LocalReplay(config.replay, seed=seed)
-        self._weights = (self.learner.version, self.learner.weights())
-        self.loop = LearnerLoop(
-            self.learner,
-            config,
-            next_sample=lambda: self.replay.sample(config.learner.batch_size),
-            update_priorities=self.replay.update_priorities,
-            publish=self._publish,
-            set_beta=lambda beta: setattr(self.replay, "beta", beta),
-        )
+        self.weights = LatestWeights()
+        self.weights.publish(self.learner.version, self.learner.weights())
+        self.actors = [
+            Actor(
+                worker,
+                ShardedWriter(self.shards, writer_index=i, max_in_flight=config.replay.insert_in_flight),
+                self.weights,
+                config.actors.sync_every,
+            )
+            for i, worker in enumerate(workers)
+        ]
+        self.sampler = make_sampler(config.replay, self.shards, config.learner.batch_size, seed)
+        self.loop = LearnerLoop(self.learner, config.replay, self.sampler, self.weights)
+        self._owed = 0.0  # updates the inserted transitions are owed under the ratio
 
-    def _publish(self, version: int, weights: dict[str, np.ndarray]) -> None:
-        self._weights = (version, weights)
-
-    def latest_weights(self) -> tuple[int, dict[str, np.ndarray]]:
-        return self._weights
+    def latest_weights(self) -> tuple[int, dict]:
+        return self.weights.latest(-1)
 
     def learner_state(self) -> dict:
         return self.learner.state_dict()
 
+    def replay_info(self) -> list[ShardInfo]:
+        return shard_infos(self.shards)
+
+    def checkpoint_replay(self, directory: str) -> None:
+        """Every shard's items and priorities under directory/shard-<i>."""
+        self.sampler.flush()
+        for i, shard in enumerate(self.shards.shards):
+            shard.checkpoint(str(Path(directory) / f"shard-{i}"))
+
     def step(self, seconds: float) -> Progress:
         """Alternate acting and learning for about `seconds`."""
         progress = Progress(learner=LearnerStats())
+        per_update = self.config.learner.batch_size / self.config.replay.rate_limiter.samples_per_insert
         deadline = time.perf_counter() + seconds
         while True:
-            for worker in self.workers:
-                progress.rollouts.append(self._act(worker))
-            while self.replay.can_sample():
-                progress.learner.merge(self.loop.run(max_updates=1))
+            for actor in self.actors:
+                stats = actor.run(self.config.actors.steps_per_call)
+                progress.rollouts.append(stats)
+                self._owed += stats.transitions / per_update
+                self._train_owed(progress.learner)
             if time.perf_counter() >= deadline:
                 break
-        progress.replay = self.replay.info()
+        progress.replay = self.replay_info()
+        progress.counters = self.sampler.counters()
         return progress
 
-    def _act(self, worker: RolloutWorker):
-        version, weights = self._weights
-        if worker.version < version:
-            worker.set_weights(version, weights)
-        batches, stats = worker.rollout(self.config.actors.steps_per_call)
-        stats.record_lag(version, worker.version, stats.transitions)
-        for batch in batches:
-            self.replay.insert(batch)
-        return stats
+    def _train_owed(self, stats: LearnerStats) -> None:
+        while self._owed >= 1:
+            try:
+                stats.merge(self.loop.run(max_updates=1))
+            except RateLimitTimeout:  # below min_size_to_sample: nothing to learn from yet
+                self._owed = 0.0
+                return
+            self._owed -= 1
 
     def close(self) -> None:
-        for worker in self.workers:
-            worker.close()
+        for actor in self.actors:
+            actor.close()

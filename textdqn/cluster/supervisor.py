@@ -21,7 +21,12 @@ from textdqn.actors.evaluator import Evaluator, baseline_policy
 from textdqn.cluster.progress import Progress
 from textdqn.config import Config, to_dict
 from textdqn.envs import save_run_files
-from textdqn.learner.checkpoint import load_checkpoint, save_checkpoint
+from textdqn.learner.checkpoint import (
+    latest_replay_snapshot,
+    load_checkpoint,
+    replay_snapshot_dir,
+    save_checkpoint,
+)
 from textdqn.metrics import (
     METRIC_COLUMNS,
     ConsoleView,
@@ -108,15 +113,20 @@ class _Aggregator:
         }
 
 
-def make_runner(config: Config, mode: str, address: str | None, learner_state: dict | None):
-    """The runner for `mode`: "serial" (one process) or "ray" (local, or the cluster at `address`)."""
+def make_runner(
+    config: Config, mode: str, address: str | None, learner_state: dict | None, replay_dir: Path | None = None
+):
+    """The runner for `mode`: "serial" (one process) or "ray" (local, or the cluster at `address`).
+
+    `replay_dir`: a memory replay snapshot to restore the shards from (on resume)."""
+    replay = str(replay_dir) if replay_dir else None
     if mode == "serial":
         from textdqn.cluster.serial import SerialRunner
 
-        return SerialRunner(config, learner_state)
+        return SerialRunner(config, learner_state, replay_dir=replay)
     from textdqn.cluster.ray_runner import RayRunner
 
-    return RayRunner(config, address=address, learner_state=learner_state)
+    return RayRunner(config, address=address, learner_state=learner_state, replay_dir=replay)
 
 
 def train(
@@ -128,14 +138,16 @@ def train(
     live: bool = True,
 ) -> dict:
     """Run a training job to its stop criterion; returns the summary (also in summary.json)."""
-    learner_state, counters = None, _Counters()
+    learner_state, counters, replay_dir = None, _Counters(), None
     if resume:
         run = RunDirectory.open(resume)
         learner_state, saved = load_checkpoint(run.checkpoints_dir)
         counters = _Counters(**{k: saved[k] for k in dataclasses.asdict(counters) if k in saved})
+        if config.replay.storage == "memory":
+            replay_dir = latest_replay_snapshot(run.checkpoints_dir)
     else:
         run = RunDirectory.create(config, run_dir=run_dir or config.run.run_dir)
-    runner = make_runner(config, mode, address, learner_state)
+    runner = make_runner(config, mode, address, learner_state, replay_dir)
     try:
         return _supervise(config, run, runner, counters, live)
     finally:
@@ -171,13 +183,13 @@ def _supervise(config: Config, run: RunDirectory, runner, counters: _Counters, l
                 reached = _reached(stop, final_eval)
             if counters.updates >= next_ckpt:
                 next_ckpt = counters.updates + config.run.checkpoint_every_updates
-                _checkpoint(run, runner, counters, wall)
+                _checkpoint(run, runner, counters, wall, config)
             logger.log(row)
             view.update(row)
             if reached or _budget_spent(stop, counters, wall):
                 break
     wall = counters.wall_s + time.perf_counter() - start
-    _checkpoint(run, runner, counters, wall)
+    _checkpoint(run, runner, counters, wall, config)
     if not reached:
         final_eval = _evaluate(evaluator, runner, config, {})
         reached = _reached(stop, final_eval)
@@ -239,6 +251,13 @@ def _budget_spent(stop, c: _Counters, wall: float) -> bool:
     )
 
 
-def _checkpoint(run: RunDirectory, runner, c: _Counters, wall: float) -> Path:
+def _checkpoint(run: RunDirectory, runner, c: _Counters, wall: float, config: Config) -> Path:
+    """The learner's state and counters, and with memory storage a snapshot of every shard
+    (a durable replay needs none: it lives in Redis)."""
     counters = {**dataclasses.asdict(c), "wall_s": wall}
-    return save_checkpoint(run.checkpoints_dir, runner.learner_state(), counters)
+    state = runner.learner_state()
+    replay = None
+    if config.replay.storage == "memory":
+        replay = replay_snapshot_dir(run.checkpoints_dir, state)
+        runner.checkpoint_replay(str(replay))
+    return save_checkpoint(run.checkpoints_dir, state, counters, replay=replay)

@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
 
-import numpy as np
-
-from textdqn.config import Config
+from textdqn.config import ReplayConfig
+from textdqn.interfaces import ReplaySampler, WeightSink
 from textdqn.learner.learner import Learner
 from textdqn.replay_server.importance import annealed_beta
-from textdqn.types import WeightedSample
 
 
 @dataclasses.dataclass
@@ -44,43 +41,47 @@ class LearnerStats:
 
 
 class LearnerLoop:
-    """Drives a Learner from a sample source.
+    """Drives a Learner from a replay sampler and publishes its weights.
 
     Args:
         learner: the Learner.
-        config: the run's config (replay.beta schedule, learner.publish_every).
-        next_sample: returns the next WeightedSample, or None if none arrived in time.
-        update_priorities: sends new priorities for a sample back to its shard.
-        publish: receives (version, numpy weights) every learner.publish_every updates.
-        set_beta: receives the annealed β before each sample is drawn.
+        replay: the replay config (its β schedule: beta, beta_final, beta_anneal_updates).
+        sampler: where weighted samples come from and new priorities go (ReplaySampler).
+        weights: receives (version, numpy weights) every learner.publish_every updates.
+        sample_timeout: seconds to wait for a sample before re-checking the deadline
+            (None: wait as long as it takes).
     """
 
     def __init__(
         self,
         learner: Learner,
-        config: Config,
-        next_sample: Callable[[], WeightedSample | None],
-        update_priorities: Callable[[WeightedSample, np.ndarray], None],
-        publish: Callable[[int, dict[str, np.ndarray]], None],
-        set_beta: Callable[[float], None],
+        replay: ReplayConfig,
+        sampler: ReplaySampler,
+        weights: WeightSink,
+        sample_timeout: float | None = None,
     ) -> None:
         self.learner = learner
-        self.replay = config.replay
-        self._next_sample = next_sample
-        self._update_priorities = update_priorities
-        self._publish = publish
-        self._set_beta = set_beta
+        self.replay = replay
+        self.sampler = sampler
+        self.weights = weights
+        self.sample_timeout = sample_timeout
+
+    def beta(self) -> float:
+        """β for the next sample, annealed with the learner's updates."""
+        r = self.replay
+        return annealed_beta(r.beta, r.beta_final, self.learner.updates, r.beta_anneal_updates)
 
     def run(self, seconds: float = float("inf"), max_updates: int | None = None) -> LearnerStats:
-        """Update for about `seconds`, or until `max_updates` updates, whichever is first."""
+        """Update for about `seconds`, or until `max_updates` updates, whichever is first.
+
+        A sampler's RateLimitTimeout (no shard may serve a sample yet) propagates.
+        """
         stats = LearnerStats()
         start = time.perf_counter()
         deadline = start + seconds
         while time.perf_counter() < deadline and (max_updates is None or stats.updates < max_updates):
-            r = self.replay
-            self._set_beta(annealed_beta(r.beta, r.beta_final, self.learner.updates, r.beta_anneal_updates))
             t0 = time.perf_counter()
-            sample = self._next_sample()
+            sample = self.sampler.sample(self.beta(), timeout=self.sample_timeout)
             t1 = time.perf_counter()
             stats.wait_s += t1 - t0
             if sample is None:
@@ -89,14 +90,14 @@ class LearnerLoop:
             stats.compute_s += time.perf_counter() - t1
             if result is None:
                 continue
-            self._update_priorities(sample, result.priorities)
+            self.sampler.update_priorities(sample, result.priorities)
             stats.updates += 1
             stats.loss_sum += result.loss
             stats.q_sum += result.q_mean
             stats.age_sum += result.sample_age_mean
             stats.age_max = max(stats.age_max, result.sample_age_max)
             if self.learner.should_publish():
-                self._publish(*self.learner.publish())
+                self.weights.publish(*self.learner.publish())
         stats.wall_s = time.perf_counter() - start
         stats.total_updates = self.learner.updates
         stats.version = self.learner.version

@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from textdqn.errors import RateLimitTimeout
+
 T = TypeVar("T")
 _STOP = object()
 
@@ -59,3 +61,42 @@ class Prefetcher(Generic[T]):
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
+
+
+class PrefetchingSampler:
+    """A ShardedSampler whose draws run on a background thread (the ReplaySampler interface).
+
+    The learner never waits on the network in steady state: `depth` drawn batches stay
+    ready; `sample(beta, timeout)` weighs the oldest for the β of the call, or returns None
+    if none arrived within `timeout`. Draws refused by the rate limiter (replay still
+    filling, actors slow) are retried; the sampler counts them (`rate_limited`).
+    """
+
+    def __init__(self, sampler, depth: int = 4) -> None:
+        self.sampler = sampler
+        self._prefetcher = Prefetcher(self._draw_patiently, depth=depth)
+
+    def _draw_patiently(self):
+        while True:
+            try:
+                return self.sampler.draw()
+            except RateLimitTimeout:
+                time.sleep(0.05)  # every shard refused just now: let inserts arrive
+
+    def sample(self, beta: float, timeout: float | None = None):
+        drawn = self._prefetcher.get(timeout=timeout)
+        return None if drawn is None else drawn.weighted(beta)
+
+    def update_priorities(self, sample, priorities) -> None:
+        self.sampler.update_priorities(sample, priorities)
+
+    def flush(self) -> None:
+        self.sampler.flush()
+
+    def counters(self) -> dict[str, float]:
+        """The sampler's counters, plus the seconds the learner waited for a drawn batch."""
+        return {**self.sampler.counters(), "prefetch_wait_s": self._prefetcher.wait_s}
+
+    def close(self) -> None:
+        self._prefetcher.close()
+        self.sampler.close()
