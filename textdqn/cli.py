@@ -240,15 +240,30 @@ def bench_lm_learner(
 
 
 @replay_app.command("inspect")
-def replay_inspect(directory: Path) -> None:
-    """Print what a replay shard checkpoint holds (size, capacity, fields, priority mass)."""
+def replay_inspect(
+    source: Annotated[
+        str,
+        typer.Argument(help="A shard checkpoint directory, or a Redis URL (redis://, rediss://, unix://)."),
+    ],
+    run: Annotated[
+        str | None, typer.Option("--run", help="With a Redis URL: only this run's shards.")
+    ] = None,
+    password_env: Annotated[
+        str,
+        typer.Option(help="With a Redis URL: environment variable holding the password (if not in the URL)."),
+    ] = "",
+) -> None:
+    """Print what a replay shard checkpoint, or every shard stored in a Redis, holds."""
+    if source.startswith(("redis://", "rediss://", "unix://")):
+        _inspect_redis(source, run, password_env)
+        return
     from textdqn.replay_server import checkpoint
 
     try:
-        meta, arrays = checkpoint.read(directory)
+        meta, arrays = checkpoint.read(source)
     except TextDQNError as e:
         _fail(e)
-    table = Table(title=f"replay checkpoint {directory}")
+    table = Table(title=f"replay checkpoint {source}")
     table.add_column("key")
     table.add_column("value")
     size = min(meta["next_key"], meta["capacity"])
@@ -264,6 +279,43 @@ def replay_inspect(directory: Path) -> None:
     for name, (dtype, shape) in (meta["schema"] or {}).items():
         table.add_row(f"field {name}", f"{dtype} {tuple(shape)}")
     console.print(table)
+
+
+def _inspect_redis(url: str, run: str | None, password_env: str) -> None:
+    """`replay inspect URL`: one row per shard stored under textdqn:{*} (the password never shown)."""
+    import os
+
+    from textdqn.replay_server.redis_tier import inspect_shards, redact_url
+
+    if password_env and password_env not in os.environ:
+        _fail(ConfigError(f"--password-env names {password_env!r}, which is not set: export it first"))
+    try:
+        shards = inspect_shards(url, os.environ.get(password_env, "") if password_env else "", run)
+    except TextDQNError as e:
+        _fail(e)
+    if not shards:
+        console.print(f"no textdqn replay shards in {redact_url(url)}" + (f" for run {run!r}" if run else ""))
+    for shard in shards:
+        table = Table(title=f"replay shard {shard['index']} of run {shard['run_id']} in {redact_url(url)}")
+        table.add_column("key")
+        table.add_column("value")
+        leaves = shard["leaves"]
+        for key, value in [
+            ("size / capacity", f"{shard['size']:,} / {shard['capacity']:,}"),
+            ("inserts", f"{shard['inserts']:,}"),
+            ("samples", f"{shard['samples']:,}"),
+            ("priority updates", f"{shard['priority_updates']:,}"),
+            ("alpha", str(shard["alpha"])),
+            ("total priority", f"{leaves['total']:.6g}"),
+            (
+                "priority min / mean / max",
+                f"{leaves['min']:.4g} / {leaves['mean']:.4g} / {leaves['max']:.4g}",
+            ),
+        ]:
+            table.add_row(key, value)
+        for name, (dtype, shape) in shard["schema"].items():
+            table.add_row(f"field {name}", f"{dtype} {tuple(shape)}")
+        console.print(table)
 
 
 def main() -> None:

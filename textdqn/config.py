@@ -10,7 +10,7 @@ textdqn/network_config.py and are re-exported here.
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from textdqn.errors import ConfigError  # noqa: F401  (re-exported for callers)
 from textdqn.network_config import NetworkConfig, lm_mismatches
@@ -45,6 +45,7 @@ __all__ = [
     "load_config",
     "to_dict",
     "validate",
+    "without_secrets",
 ]
 
 # --- sections ---
@@ -71,7 +72,17 @@ class RateLimiterConfig:
     }
 
 
-_STORAGES = ("memory",)
+StorageKind = Literal["memory", "redis"]
+
+
+def _is_redis_url(url: str) -> bool:
+    return url == "local" or url.startswith(("redis://", "rediss://", "unix://"))
+
+
+def _redacted(url: str) -> str:
+    from textdqn.replay_server.redis_connection import redact_url
+
+    return redact_url(url)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,8 +103,17 @@ class ReplayConfig:
     """learner updates over which beta moves linearly to beta_final"""
     priority_eps: float = 1e-6
     """added to |delta| so that no item has priority 0"""
-    storage: str = "memory"
-    """storage backend of the shards; only "memory" for now"""
+    storage: StorageKind = "memory"
+    """where shards keep their items: "memory" (lost with the shard) or "redis" (a durable tier
+    the shard reloads from after a restart)"""
+    redis_url: str = ""
+    """with storage redis: redis://host:port/db, rediss:// (TLS), unix:///path.sock, or "local"
+    (a private redis-server for the run, its data in the run directory)"""
+    redis_password_env: str = ""
+    """name of the environment variable holding the Redis password (empty: none, or the
+    password is in redis_url); the password itself is never written to the run directory"""
+    redis_flush_s: float = 1.0
+    """priority updates reach Redis at most this many seconds late (written behind)"""
     insert_in_flight: int = 4
     """max unacknowledged insert requests per writer"""
     sample_in_flight: int = 4
@@ -124,20 +144,22 @@ class ReplayConfig:
         "sample_batches_per_request": at_least(1),
         "shard_num_cpus": above(0),
         "shard_max_restarts": at_least(-1),
+        "redis_flush_s": above(0, "a float (seconds)"),
     }
 
     def _check(self, path: str) -> list[str]:
         found = []
-        storage = join(path, "storage")
-        if self.storage == "redis":
+        url = join(path, "redis_url")
+        if self.storage == "redis" and not self.redis_url.strip():
             found.append(
-                f"{storage} = 'redis': the Redis backend is not available yet; "
-                f"use 'memory' (--set {storage}=memory)"
+                f"{join(path, 'storage')} = 'redis' needs {url}: give the server "
+                f"(--set {url}=redis://host:6379/0, rediss:// for TLS, unix:///path.sock) or "
+                f"--set {url}=local for a private redis-server"
             )
-        elif self.storage not in _STORAGES:
+        elif self.storage == "redis" and not _is_redis_url(self.redis_url):
             found.append(
-                f"{storage} = {self.storage!r} is not a storage backend: "
-                f"expected one of {', '.join(map(repr, _STORAGES))}"
+                f"{url} = {_redacted(self.redis_url)!r} is not a Redis URL: expected redis://, "
+                "rediss://, unix:// or the word local"
             )
         capacity, shards = join(path, "capacity"), join(path, "num_shards")
         if 1 <= self.capacity < self.num_shards:
@@ -394,6 +416,15 @@ class Config:
     def _check(self, path: str) -> list[str]:
         # Across sections: an LM Q-network must start from the env's reference LM.
         return lm_mismatches(self.network, self.env.kwargs, self.eval.env_kwargs)
+
+
+def without_secrets(cfg: Config) -> Config:
+    """`cfg` as the run directory keeps it: a password in replay.redis_url becomes ***
+    (a resumed run takes it from replay.redis_password_env, or from --set again)."""
+    url = _redacted(cfg.replay.redis_url)
+    if url == cfg.replay.redis_url:
+        return cfg
+    return dataclasses.replace(cfg, replay=dataclasses.replace(cfg.replay, redis_url=url))
 
 
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from textdqn.config import Config, dump_config, load_config
+from textdqn.config import Config, dump_config, load_config, without_secrets
 from textdqn.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -44,7 +44,8 @@ METRIC_COLUMNS: tuple[str, ...] = (
     "samples_per_insert", "policy_lag_mean", "policy_lag_max", "sample_age_mean",
     "learner_utilization", "loss", "q_mean", "train_return_mean", "train_episodes",
     "eval_return_mean", "eval_return_std", "eval_success_rate", "eval_target", "env_errors", "actor_restarts",
-    "bad_updates", "epsilon_mean", "weight_version",
+    "bad_updates", "epsilon_mean", "weight_version", "insert_retries", "shard_errors", "shards_down",
+    "rate_limited", "insert_wait_s", "sample_wait_s",
 )  # fmt: skip
 """The keys of a metrics row, in CSV column order (wall_s in seconds since the run began)."""
 
@@ -87,18 +88,21 @@ class RunDirectory:
     def plot_path(self) -> Path:
         return self._path / "learning_curve.png"
 
+    @staticmethod
+    def default_path(config: Config, root: str = "runs") -> Path:
+        """root/<run.name>-<YYYYmmdd-HHMMSS>, with -2, -3, ... if that already holds a run."""
+        base = Path(root) / f"{config.run.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        path, n = base, 1
+        while (path / "config.yaml").exists():  # two runs started in the same second
+            n += 1
+            path = base.with_name(f"{base.name}-{n}")
+        return path
+
     @classmethod
     def create(cls, config: Config, run_dir: str = "", root: str = "runs") -> RunDirectory:
         """Make a new run directory (`run_dir`, or root/<run.name>-<YYYYmmdd-HHMMSS>) and write
         `config` to its config.yaml; a directory that already holds a run is refused."""
-        if run_dir:
-            path = Path(run_dir)
-        else:
-            base = Path(root) / f"{config.run.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-            path, n = base, 1
-            while (path / "config.yaml").exists():  # two runs started in the same second
-                n += 1
-                path = base.with_name(f"{base.name}-{n}")
+        path = Path(run_dir) if run_dir else cls.default_path(config, root)
         run = cls(path)
         if run.config_path.exists():
             raise ConfigError(
@@ -109,7 +113,7 @@ class RunDirectory:
             raise ConfigError(f"run directory {path} is a file: choose another --run-dir")
         for folder in (run.path, run.tensorboard_dir, run.checkpoints_dir):
             folder.mkdir(parents=True, exist_ok=True)
-        dump_config(config, run.config_path)
+        dump_config(without_secrets(config), run.config_path)
         return run
 
     @classmethod
@@ -328,6 +332,11 @@ def _fields(row: Row) -> list[tuple[str, str, str]]:
         ("eval return", "eval_return", eval_text),
         ("env errors", "env_errors", _num(g("env_errors"))),
         ("actor restarts", "restarts", _num(g("actor_restarts"))),
+        (
+            "replay faults: lost calls / resent inserts / shards down",
+            "replay_faults",
+            f"{_num(g('shard_errors'))}/{_num(g('insert_retries'))}/{_num(g('shards_down'))}",
+        ),
     ]
 
 

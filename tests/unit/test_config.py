@@ -262,18 +262,41 @@ def test_capacity_must_cover_every_shard():
     assert validate(from_dict(Config, {"replay": {"capacity": 3, "num_shards": 3}})) is not None
 
 
-def test_redis_storage_is_rejected_with_a_fix(tmp_path):
+def test_redis_storage_needs_a_url_and_says_how_to_give_one(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_config(write(tmp_path, "replay:\n  storage: redis\n"))
     message = str(info.value)
-    assert "replay.storage" in message
-    assert "Redis backend is not available yet" in message
-    assert "memory" in message
+    assert message.startswith("replay.storage = 'redis' needs replay.redis_url")
+    assert "--set replay.redis_url=redis://" in message and "local" in message
 
 
-def test_unknown_storage_is_rejected():
-    with pytest.raises(ConfigError, match=r"replay\.storage = 'disk' .*'memory'"):
-        validate(from_dict(Config, {"replay": {"storage": "disk"}}))
+@pytest.mark.parametrize(
+    "url", ["redis://db:6379/0", "rediss://:pw@db:6380/1", "unix:///tmp/r.sock", "local"]
+)
+def test_redis_storage_with_a_url_validates(tmp_path, url):
+    cfg = load_config(write(tmp_path, ""), ["replay.storage=redis", f"replay.redis_url={url}"])
+    assert (cfg.replay.storage, cfg.replay.redis_url, cfg.replay.redis_flush_s) == ("redis", url, 1.0)
+
+
+def test_a_redis_url_of_another_scheme_is_rejected_without_its_password():
+    cfg = from_dict(Config, {"replay": {"storage": "redis", "redis_url": "http://user:s3cret@db:6379"}})
+    with pytest.raises(
+        ConfigError, match=r"replay\.redis_url = 'http://user:\*\*\*@db:6379' is not a Redis URL"
+    ) as info:
+        validate(cfg)
+    assert "s3cret" not in str(info.value)
+
+
+def test_redis_flush_interval_must_be_positive(tmp_path):
+    with pytest.raises(ConfigError, match=r"replay\.redis_flush_s = 0\.0 is out of range: expected a float"):
+        load_config(write(tmp_path, ""), ["replay.redis_flush_s=0"])
+
+
+def test_unknown_storage_is_a_choice_error_listing_both_backends():
+    with pytest.raises(
+        ConfigError, match=r"replay\.storage = 'disk' is not accepted: expected one of 'memory', 'redis'"
+    ):
+        from_dict(Config, {"replay": {"storage": "disk"}})
 
 
 def test_validate_reports_every_problem_at_once():
@@ -341,3 +364,23 @@ def test_config_is_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.run = RunConfig(seed=1)  # type: ignore[misc]
     assert cfg.replay.alpha == 0.6
+
+
+def test_the_run_directory_never_holds_the_redis_password(tmp_path, monkeypatch):
+    from textdqn.config import Config, ReplayConfig, without_secrets
+    from textdqn.errors import ReplayStorageError
+    from textdqn.metrics import RunDirectory
+    from textdqn.replay_server.redis_connection import redis_spec
+
+    replay = ReplayConfig(storage="redis", redis_url="redis://:s3cret@10.0.0.5:6379/0")
+    run = RunDirectory.create(Config(replay=replay), run_dir=str(tmp_path / "run"))
+    text = run.config_path.read_text()
+    assert "s3cret" not in text and "redis://:***@10.0.0.5:6379/0" in text
+    saved = run.load_config().replay
+    assert without_secrets(Config(replay=replay)).replay == saved
+    # Resuming from it needs the password again: from the environment, or a message saying so.
+    with pytest.raises(ReplayStorageError, match="not kept in the run directory"):
+        redis_spec(saved, "run", 0)
+    monkeypatch.setenv("TEXTDQN_REDIS_PASSWORD", "s3cret")
+    spec = redis_spec(dataclasses.replace(saved, redis_password_env="TEXTDQN_REDIS_PASSWORD"), "run", 0)
+    assert spec.password == "s3cret" and "***" not in spec.url and "s3cret" not in repr(spec)

@@ -159,3 +159,14 @@ def test_checkpoint_mismatch_and_corruption_are_clear(tmp_path):
         ReplayShard(capacity=16).restore(tmp_path)
     with pytest.raises(CheckpointError, match="missing"):
         ReplayShard(capacity=16).restore(tmp_path / "nowhere")
+
+
+def test_a_memory_shard_has_nothing_to_flush_and_reports_no_durable_tier():
+    shard = ReplayShard(capacity=10)
+    shard.insert(make_batch(0, 5))
+    shard.update_priorities(np.array([1]), np.array([2.0]))
+    shard.flush()
+    shard.close()
+    info = shard.info()
+    assert (info.restored_items, info.durable_flushes, info.durable_flush_errors) == (0, 0, 0)
+    assert info.size == 5 and info.priority_updates == 1

@@ -33,6 +33,12 @@ def replay_table(result: dict) -> Table:
     ]
     per_item = result.get("bytes_per_item", {})
     caption += [f"our bytes/transition ({obs}): {b}" for obs, b in per_item.items()]
+    recovery = result.get("redis_recovery")
+    if recovery:
+        caption.append(
+            f"redis recovery: a new shard reloaded {recovery['items']:,} {recovery['obs']} items "
+            f"in {recovery['seconds']:.2f}s"
+        )
     table.caption = "\n".join(caption)
     return table
 
