@@ -2,6 +2,8 @@
 shard set whose shards can be made to fail, as a lost Ray actor does."""
 
 import math
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -185,3 +187,33 @@ def test_every_shard_lost_for_too_long_is_a_replay_error():
     writer.insert(make_batch(0, 10))
     with pytest.raises(ReplayError, match="no replay shard has answered"):
         writer.flush()
+
+
+class StuckShards(FlakyShards):
+    """Shard 0's samples never come back (blocked on its rate limiter, waiting for inserts);
+    the other shards answer, or fail while listed in `down`."""
+
+    def call(self, index, method, *args):
+        if index == 0 and method == "sample":
+            return "pending"  # a future that never finishes
+        return super().call(index, method, *args)
+
+    def wait(self, futures, timeout=None):
+        done = [f for f in futures if f != "pending"]
+        if not done:
+            time.sleep(10 if timeout is None else timeout)  # None: "blocks" (a hang)
+        return done
+
+
+def test_the_sampler_asks_a_shard_that_came_back_while_others_hold_its_requests():
+    shards = StuckShards(make_local_shards(_config()).shards)
+    writer = ShardedWriter(shards)
+    writer.insert(make_batch(0, 30))
+    writer.insert(make_batch(1000, 30))
+    writer.flush()
+    shards.down = {1}  # restarting: its first sample fails, then it is skipped for a back-off
+    sampler = ShardedSampler(shards, batch_size=8, in_flight=4, seed=0)
+    start = time.monotonic()
+    threading.Timer(0.3, lambda: shards.down.clear()).start()
+    sample = sampler.sample(0.4)  # shard 0 holds 3 requests that never return
+    assert sample.shard == 1 and time.monotonic() - start < 5

@@ -70,5 +70,7 @@ class Actor:
         return stats
 
     def close(self) -> None:
-        self.writer.flush()
-        self.worker.close()
+        try:
+            self.writer.flush()
+        finally:
+            self.worker.close()

@@ -15,15 +15,15 @@ import time
 from pathlib import Path
 
 import ray
-from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayError, RayTaskError
 
 from textdqn.cluster.actors import LearnerActor, ParameterStore, RolloutActor
 from textdqn.cluster.progress import Progress
-from textdqn.cluster.replay_service import RayShards, make_shards, wait_ready
+from textdqn.cluster.replay_service import RayShards, make_shards
 from textdqn.cluster.runtime import init_ray, kill_actors, shutdown_ray
 from textdqn.config import Config
 from textdqn.envs import check_warm_start, make_env
-from textdqn.errors import ShardUnavailable
+from textdqn.errors import ShardUnavailable, TextDQNError
 from textdqn.learner.loop import LearnerStats
 from textdqn.types import ShardInfo
 
@@ -49,6 +49,17 @@ def _learner_gpus(config: Config) -> float:
     return 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
 
 
+def _get(refs):
+    """ray.get(refs); an error that textdqn raised inside an actor surfaces as itself, with
+    its own message first, instead of behind Ray's traceback."""
+    try:
+        return ray.get(refs)
+    except RayTaskError as e:
+        if isinstance(e.cause, TextDQNError):
+            raise e.cause from None
+        raise
+
+
 class RayRunner:
     """All components as Ray actors; the driver only supervises."""
 
@@ -58,6 +69,7 @@ class RayRunner:
         address: str | None = None,
         learner_state: dict | None = None,
         replay_dir: str | None = None,
+        storage_options: dict | None = None,
     ) -> None:
         self.config = config
         self._started_ray = init_ray(address=address, num_cpus=None if address else _logical_cpus(config))
@@ -66,13 +78,15 @@ class RayRunner:
         spaces = (env.observation_space, env.action_space)
         check_warm_start(config, env.has_wrapper_attr("rule_action"))
         env.close()
-        self.shards = make_shards(config.replay, seed=seed, max_restarts=config.replay.shard_max_restarts)
-        wait_ready(self.shards)
+        self.shards = make_shards(
+            config.replay, seed=seed, max_restarts=config.replay.shard_max_restarts, **(storage_options or {})
+        )
+        _get([s.info.remote() for s in self.shards])  # e.g. an unreachable Redis: its own error
         if replay_dir:  # memory shards resume from the snapshot of the learner's checkpoint
-            ray.get(
-                [s.restore.remote(str(Path(replay_dir) / f"shard-{i}")) for i, s in enumerate(self.shards)]
-            )
+            _get([s.restore.remote(str(Path(replay_dir) / f"shard-{i}")) for i, s in enumerate(self.shards)])
         self.shard_set = RayShards(self.shards)
+        self._shards_down = 0
+        self.replay_at_start = [i.size for i in self.replay_info()]
         self.store = ray.remote(ParameterStore).options(num_cpus=0).remote()
         learner_cls = ray.remote(LearnerActor).options(
             num_cpus=config.learner.num_cpus, num_gpus=_learner_gpus(config), max_concurrency=2
@@ -85,7 +99,6 @@ class RayRunner:
             actor_cls.remote(config, i, self.shards, self.store, seed * 7919 + i)
             for i in range(config.actors.num_actors)
         ]
-        self._shards_down = 0
         self._calls: dict = {}  # ObjectRef -> ("actor", index) | ("learner", None)
         for i in range(len(self.actors)):
             self._submit_actor(i)
@@ -106,11 +119,11 @@ class RayRunner:
             for ref in ready:
                 kind, index = self._calls.pop(ref)
                 if kind == "learner":
-                    progress.learner.merge(ray.get(ref))  # a learner failure ends the run
+                    progress.learner.merge(_get(ref))  # ends the run
                     self._submit_learner()
                     continue
                 try:
-                    progress.rollouts.append(ray.get(ref))
+                    progress.rollouts.append(_get(ref))
                 except _ACTOR_LOST as e:
                     progress.actor_restarts += 1
                     log.warning("rollout actor %d died (%s); Ray restarts it", index, type(e).__name__)
@@ -143,6 +156,12 @@ class RayRunner:
         return ray.get(self.learner.state.remote())
 
     def close(self) -> None:
+        """Stop every actor; durable shards first write their pending priorities to Redis."""
+        if self.config.replay.storage == "redis":
+            try:
+                ray.get([s.close.remote() for s in self.shards], timeout=60)
+            except (RayError, TextDQNError) as e:  # e.g. Redis is gone: those updates are lost
+                log.warning("replay shards could not write their last priorities (%s)", e)
         kill_actors([*self.actors, self.learner, self.store, *self.shards])
         if self._started_ray:
             shutdown_ray()

@@ -28,7 +28,11 @@ class SerialRunner:
     """Actors, in-process shards and the learner, stepped in turn in this process."""
 
     def __init__(
-        self, config: Config, learner_state: dict | None = None, replay_dir: str | None = None
+        self,
+        config: Config,
+        learner_state: dict | None = None,
+        replay_dir: str | None = None,
+        storage_options: dict | None = None,
     ) -> None:
         if config.replay.rate_limiter.samples_per_insert <= 0:
             raise ConfigError(
@@ -37,10 +41,11 @@ class SerialRunner:
             )
         seed = config.run.seed
         self.config = config
-        self.shards = make_local_shards(config.replay, seed=seed, ratio=False)
+        self.shards = make_local_shards(config.replay, seed=seed, ratio=False, **(storage_options or {}))
         if replay_dir:
             for i, shard in enumerate(self.shards.shards):
                 shard.restore(str(Path(replay_dir) / f"shard-{i}"))
+        self.replay_at_start = [i.size for i in self.replay_info()]
         workers = [RolloutWorker(config, i, seed=seed * 7919 + i) for i in range(config.actors.num_actors)]
         envs = workers[0].envs
         self.learner = Learner(config, envs.single_observation_space, envs.single_action_space)
@@ -103,5 +108,11 @@ class SerialRunner:
             self._owed -= 1
 
     def close(self) -> None:
-        for actor in self.actors:
-            actor.close()
+        """Flush every writer, then close the shards (a durable shard writes its pending
+        priorities)."""
+        try:
+            for actor in self.actors:
+                actor.close()
+        finally:
+            for shard in self.shards.shards:
+                shard.close()

@@ -10,8 +10,11 @@ curve and summary.json.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import logging
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -19,8 +22,10 @@ import numpy as np
 
 from textdqn.actors.evaluator import Evaluator, baseline_policy
 from textdqn.cluster.progress import Progress
-from textdqn.config import Config, to_dict
+from textdqn.cluster.replay_storage import ReplayStorage, check_storage, run_id_of
+from textdqn.config import Config, to_dict, without_secrets
 from textdqn.envs import save_run_files
+from textdqn.errors import TextDQNError
 from textdqn.learner.checkpoint import (
     latest_replay_snapshot,
     load_checkpoint,
@@ -59,6 +64,8 @@ class _Aggregator:
         # Run-wide totals for summary.json.
         self.compute_s = self.learner_wall_s = 0.0
         self.lag_sum, self.lag_count, self.lag_max = 0.0, 0, 0
+        self.insert_retries = 0
+        self.replay_counters: dict[str, float] = {}
 
     def totals(self) -> dict:
         """Learner utilization and policy lag over the whole run (this process's part)."""
@@ -66,7 +73,23 @@ class _Aggregator:
             "learner_utilization": self.compute_s / self.learner_wall_s if self.learner_wall_s else None,
             "policy_lag_mean": self.lag_sum / self.lag_count if self.lag_count else None,
             "policy_lag_max": self.lag_max,
+            "replay_faults": {"insert_retries": self.insert_retries, **self.replay_counters},
         }
+
+    def _note_replay_faults(self, p: Progress) -> None:
+        """Add this slice's replay fault counts, and say on the console when they grow."""
+        retries = sum(r.insert_retries for r in p.rollouts)
+        errors = p.counters.get("shard_errors", 0) - self.replay_counters.get("shard_errors", 0)
+        down = p.counters.get("shards_down", 0)
+        if retries or errors > 0 or down:
+            log.warning(
+                "replay: %d shard(s) not answering, %d lost call(s), %d insert(s) resent to other shards",
+                down,
+                errors,
+                retries,
+            )
+        self.insert_retries += retries
+        self.replay_counters.update(p.counters)
 
     def row(self, p: Progress, wall_s: float, dt: float) -> dict:
         steps = sum(r.env_steps for r in p.rollouts)
@@ -86,6 +109,7 @@ class _Aggregator:
         self.lag_count += lag_n
         self.lag_max = max([self.lag_max, *(r.lag_max for r in p.rollouts)])
         inserts = sum(i.inserts for i in p.replay)
+        self._note_replay_faults(p)
         return {
             "wall_s": wall_s,
             "env_steps": self.c.env_steps,
@@ -110,23 +134,41 @@ class _Aggregator:
             "bad_updates": p.learner.bad_updates,
             "epsilon_mean": float(np.mean([r.epsilon_mean for r in p.rollouts])) if p.rollouts else None,
             "weight_version": p.learner.version,
+            "insert_retries": self.insert_retries,
+            "shard_errors": self.replay_counters.get("shard_errors"),
+            "shards_down": self.replay_counters.get("shards_down"),
+            "rate_limited": self.replay_counters.get("rate_limited"),
+            "insert_wait_s": sum(r.insert_wait_s for r in p.rollouts),
+            "sample_wait_s": p.learner.wait_s,
         }
 
 
 def make_runner(
-    config: Config, mode: str, address: str | None, learner_state: dict | None, replay_dir: Path | None = None
+    config: Config,
+    mode: str,
+    address: str | None,
+    learner_state: dict | None,
+    replay_dir: Path | None = None,
+    storage_options: dict | None = None,
 ):
     """The runner for `mode`: "serial" (one process) or "ray" (local, or the cluster at `address`).
 
-    `replay_dir`: a memory replay snapshot to restore the shards from (on resume)."""
+    `replay_dir`: a memory replay snapshot to restore the shards from (on resume);
+    `storage_options`: where durable shards keep their items (ReplayStorage.shard_options)."""
     replay = str(replay_dir) if replay_dir else None
     if mode == "serial":
         from textdqn.cluster.serial import SerialRunner
 
-        return SerialRunner(config, learner_state, replay_dir=replay)
+        return SerialRunner(config, learner_state, replay_dir=replay, storage_options=storage_options)
     from textdqn.cluster.ray_runner import RayRunner
 
-    return RayRunner(config, address=address, learner_state=learner_state, replay_dir=replay)
+    return RayRunner(
+        config,
+        address=address,
+        learner_state=learner_state,
+        replay_dir=replay,
+        storage_options=storage_options,
+    )
 
 
 def train(
@@ -137,7 +179,10 @@ def train(
     resume: str = "",
     live: bool = True,
 ) -> dict:
-    """Run a training job to its stop criterion; returns the summary (also in summary.json)."""
+    """Run a training job to its stop criterion; returns the summary (also in summary.json).
+
+    A fault that ends the run early (e.g. Redis gone) still writes a final checkpoint and
+    summary.json (with "error"), then raises. SIGTERM ends the run as Ctrl-C does."""
     learner_state, counters, replay_dir = None, _Counters(), None
     if resume:
         run = RunDirectory.open(resume)
@@ -145,13 +190,34 @@ def train(
         counters = _Counters(**{k: saved[k] for k in dataclasses.asdict(counters) if k in saved})
         if config.replay.storage == "memory":
             replay_dir = latest_replay_snapshot(run.checkpoints_dir)
+        check_storage(config, run_id_of(run.path), resume=True)
     else:
-        run = RunDirectory.create(config, run_dir=run_dir or config.run.run_dir)
-    runner = make_runner(config, mode, address, learner_state, replay_dir)
+        path = run_dir or config.run.run_dir or RunDirectory.default_path(config)
+        check_storage(config, run_id_of(path), resume=False)
+        run = RunDirectory.create(config, run_dir=str(path))
+    with _sigterm_as_interrupt(), ReplayStorage(config, run.path, run_id_of(run.path)) as storage:
+        runner = make_runner(config, mode, address, learner_state, replay_dir, storage.shard_options)
+        try:
+            return _supervise(config, run, runner, counters, live)
+        finally:
+            runner.close()
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM (schedulers, `timeout`) ends the run like Ctrl-C: final checkpoint and summary."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
     try:
-        return _supervise(config, run, runner, counters, live)
+        yield
     finally:
-        runner.close()
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _supervise(config: Config, run: RunDirectory, runner, counters: _Counters, live: bool) -> dict:
@@ -165,6 +231,8 @@ def _supervise(config: Config, run: RunDirectory, runner, counters: _Counters, l
     next_eval = counters.env_steps + every if every else None
     next_ckpt = counters.updates + config.run.checkpoint_every_updates
     reached, final_eval, last, interrupted = False, {}, start, False
+    failure: TextDQNError | None = None
+    replay_at_start = list(runner.replay_at_start)
     with ConsoleView(f"textdqn {config.run.name} -> {run.path}", enabled=live) as view:
         while True:
             try:
@@ -172,6 +240,10 @@ def _supervise(config: Config, run: RunDirectory, runner, counters: _Counters, l
             except KeyboardInterrupt:  # Ctrl-C: finish the run properly, as at a stop criterion
                 log.warning("interrupted: final checkpoint, evaluation and summary (Ctrl-C again aborts)")
                 interrupted = True
+                break
+            except TextDQNError as e:  # a fault that ends the run: keep what the learner has
+                log.error("the run stops: %s", e)
+                failure = e
                 break
             now = time.perf_counter()
             wall = counters.wall_s + now - start
@@ -189,7 +261,7 @@ def _supervise(config: Config, run: RunDirectory, runner, counters: _Counters, l
             if reached or _budget_spent(stop, counters, wall):
                 break
     wall = counters.wall_s + time.perf_counter() - start
-    _checkpoint(run, runner, counters, wall, config)
+    _checkpoint(run, runner, counters, wall, config, replay=failure is None)
     if not reached:
         final_eval = _evaluate(evaluator, runner, config, {})
         reached = _reached(stop, final_eval)
@@ -210,9 +282,19 @@ def _supervise(config: Config, run: RunDirectory, runner, counters: _Counters, l
         "env_errors": counters.env_errors,
         "actor_restarts": counters.actor_restarts,
         **agg.totals(),
-        "config": to_dict(config),
+        "replay_at_start": replay_at_start,
+        **({"error": str(failure)} if failure else {}),
+        "config": to_dict(without_secrets(config)),
     }
     write_summary(run.summary_path, summary)
+    if failure is not None:
+        log.error(
+            "final checkpoint and summary are in %s; once the cause is fixed, continue the run "
+            "with: textdqn train CONFIG --resume %s",
+            run.path,
+            run.path,
+        )
+        raise failure
     return summary
 
 
@@ -251,13 +333,16 @@ def _budget_spent(stop, c: _Counters, wall: float) -> bool:
     )
 
 
-def _checkpoint(run: RunDirectory, runner, c: _Counters, wall: float, config: Config) -> Path:
+def _checkpoint(
+    run: RunDirectory, runner, c: _Counters, wall: float, config: Config, replay: bool = True
+) -> Path:
     """The learner's state and counters, and with memory storage a snapshot of every shard
-    (a durable replay needs none: it lives in Redis)."""
+    (a durable replay needs none: it lives in Redis). `replay=False` skips the snapshot
+    (after a replay fault the shards may not answer)."""
     counters = {**dataclasses.asdict(c), "wall_s": wall}
     state = runner.learner_state()
-    replay = None
-    if config.replay.storage == "memory":
-        replay = replay_snapshot_dir(run.checkpoints_dir, state)
-        runner.checkpoint_replay(str(replay))
-    return save_checkpoint(run.checkpoints_dir, state, counters, replay=replay)
+    snapshot = None
+    if replay and config.replay.storage == "memory":
+        snapshot = replay_snapshot_dir(run.checkpoints_dir, state)
+        runner.checkpoint_replay(str(snapshot))
+    return save_checkpoint(run.checkpoints_dir, state, counters, replay=snapshot)

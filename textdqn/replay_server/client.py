@@ -37,16 +37,31 @@ from textdqn.interfaces import ShardSet
 from textdqn.replay_server.importance import global_probabilities, importance_weights
 from textdqn.replay_server.rate_limiter import RateLimiter
 from textdqn.replay_server.shard import ReplayShard
+from textdqn.replay_server.shard_health import ShardHealth
 from textdqn.types import ShardInfo, TransitionBatch, WeightedSample
 
 
-def shard_arguments(config: ReplayConfig, index: int, seed: int = 0, ratio: bool = True) -> dict:
+def shard_arguments(
+    config: ReplayConfig,
+    index: int,
+    seed: int = 0,
+    ratio: bool = True,
+    run_id: str = "",
+    redis_url: str | None = None,
+) -> dict:
     """ReplayShard's constructor arguments for shard `index` of `config.num_shards` (the
     same in every mode). `ratio=False` drops the samples-per-insert ratio from the limiter,
     keeping min_size_to_sample: serial mode keeps the ratio itself, since one process
-    cannot block one side until the other catches up."""
+    cannot block one side until the other catches up. With redis storage, `run_id` names
+    the shard's keys and `redis_url` replaces replay.redis_url (the run's private server)."""
     limiter = config.rate_limiter
+    durable = None
+    if config.storage == "redis":
+        from textdqn.replay_server.redis_connection import redis_spec
+
+        durable = redis_spec(config, run_id, index, redis_url)
     return {
+        "durable": durable,
         "capacity": math.ceil(config.capacity / config.num_shards),
         "alpha": config.alpha,
         "priority_eps": config.priority_eps,
@@ -62,6 +77,11 @@ def shard_arguments(config: ReplayConfig, index: int, seed: int = 0, ratio: bool
 
 # A shard that answered a sample with RateLimitTimeout is not asked again for this long.
 _LIMITED_S = 0.25
+# The sampler waits at most this long for a reply before it fills free request slots again.
+# Without it, requests blocked on one shard's rate limiter (waiting for inserts) could hold
+# the sampler while another shard, back from a restart, waits for samples before it takes
+# the inserts the first one needs: each side waiting on the other until a timeout.
+_REFILL_S = 0.5
 
 
 @dataclasses.dataclass(eq=False)  # hashable by identity, like an ObjectRef
@@ -116,49 +136,13 @@ def shard_infos(shards: ShardSet) -> list[ShardInfo]:
     return [shards.result(f) for f in futures]
 
 
-class ShardHealth:
-    """Which shards to skip: one that failed is skipped for a back-off that doubles while it
-    keeps failing; ReplayError once every shard has been failing for `give_up_s` seconds."""
-
-    def __init__(self, num_shards: int, give_up_s: float = 120.0) -> None:
-        self.give_up_s = give_up_s
-        self._down_until = np.zeros(num_shards)
-        self._failing_since = np.full(num_shards, np.inf)
-        self._failures = np.zeros(num_shards, dtype=np.int64)
-        self.errors = 0
-
-    def failed(self, shard: int, error: Exception) -> None:
-        now = time.monotonic()
-        self.errors += 1
-        self._failures[shard] += 1
-        self._failing_since[shard] = min(self._failing_since[shard], now)
-        self._down_until[shard] = now + min(8.0, 0.5 * 2.0 ** (self._failures[shard] - 1))
-        if np.all(now - self._failing_since >= self.give_up_s):
-            raise ReplayError(
-                f"no replay shard has answered for {self.give_up_s:.0f}s (last error: {error}); "
-                "check that the shard actors can run (ray status) and that Redis is reachable"
-            ) from error
-
-    def ok(self, shard: int) -> None:
-        self._failures[shard] = 0
-        self._failing_since[shard] = np.inf
-        self._down_until[shard] = 0.0
-
-    def live(self) -> np.ndarray:
-        """bool [S]: shards not in back-off now; waits for the first to come back if none is."""
-        now = time.monotonic()
-        live = self._down_until <= now
-        if not live.any():
-            time.sleep(max(0.0, float(self._down_until.min()) - now))
-            live = self._down_until <= time.monotonic()
-        return live
-
-
 class ShardedWriter:
     """Sends one writer's batches to the shards round-robin, from its own offset.
 
     At most `max_in_flight` inserts are unacknowledged; past that, `insert` waits for the
-    oldest, which also surfaces a shard's errors (schema, rate-limit timeout, storage).
+    oldest, which also surfaces a shard's errors (schema, storage). An insert that waited
+    out the shard's rate-limit timeout is sent to the next shard (counted in `rate_limited`),
+    as the learner retries its samples: a slow side is waited for, never a reason to stop.
     """
 
     def __init__(
@@ -173,6 +157,7 @@ class ShardedWriter:
         self.health = ShardHealth(len(shards), give_up_s)
         self.inserted = 0
         self.retries = 0
+        self.rate_limited = 0
         self.wait_s = 0.0
 
     def insert(self, batch: TransitionBatch) -> None:
@@ -203,6 +188,9 @@ class ShardedWriter:
         except ShardUnavailable as e:
             self.retries += 1
             self.health.failed(shard, e)
+            self._send(batch)
+        except RateLimitTimeout:  # the learner is behind on that shard: try the next one
+            self.rate_limited += 1
             self._send(batch)
         finally:
             self.wait_s += time.perf_counter() - start
@@ -300,7 +288,11 @@ class ShardedSampler:
                     "min_size_to_sample, or the actors are behind the samples-per-insert ratio)"
                 )
             start = time.perf_counter()
-            ref = self._shards.wait(list(self._requests))[0]
+            ready = self._shards.wait(list(self._requests), timeout=_REFILL_S)
+            if not ready:  # ask shards that came back meanwhile (see _REFILL_S)
+                self.wait_s += time.perf_counter() - start
+                continue
+            ref = ready[0]
             shard = self._requests.pop(ref)
             try:
                 result = self._shards.result(ref)
