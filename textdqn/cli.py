@@ -42,7 +42,9 @@ Overrides = Annotated[
 
 @app.command()
 def train(
-    config: Annotated[Path, typer.Argument(help="YAML config, e.g. configs/cartpole.yaml")],
+    config: Annotated[
+        Path | None, typer.Argument(help="YAML config, e.g. configs/cartpole.yaml (not with --resume)")
+    ] = None,
     overrides: Overrides = None,
     serial: Annotated[bool, typer.Option("--serial", help="Run every component in this process.")] = False,
     address: Annotated[
@@ -55,12 +57,15 @@ def train(
     ] = "",
     quiet: Annotated[bool, typer.Option(help="Plain log lines instead of the live view.")] = False,
 ) -> None:
-    """Train an Ape-X DQN agent until the config's stop criterion is met."""
+    """Train an Ape-X DQN agent until the config's stop criterion is met.
+
+    Exit codes: 0 when the run ended at a stop criterion, 2 on bad input or a fault that
+    ended it (with one line saying what and what to do), 130 when interrupted (Ctrl-C,
+    SIGTERM) after its final checkpoint and summary."""
     from textdqn.cluster.supervisor import train as run_training
-    from textdqn.config import load_config
 
     try:
-        cfg = load_config(Path(resume) / "config.yaml" if resume else config, overrides or ())
+        cfg = _train_config(config, resume, overrides or [])
         summary = run_training(
             cfg,
             mode="serial" if serial else "ray",
@@ -68,14 +73,44 @@ def train(
             run_dir=run_dir,
             resume=resume,
             live=not quiet,
+            overrides=overrides or (),
         )
     except TextDQNError as e:
         _fail(e)
+    except KeyboardInterrupt:  # before training started (e.g. during Ray's start-up)
+        console.print("[bold red]interrupted[/] before training started; nothing was written")
+        raise typer.Exit(code=130) from None
     reached = "reached" if summary["reached_target"] else "did not reach"
     console.print(
         f"{reached} the target {summary['target'] or '(none set)'} after {summary['env_steps']:,} env steps, "
         f"{summary['updates']:,} updates, {summary['wall_s']:.1f}s; final eval {summary['final_eval']}"
     )
+    if summary["interrupted"]:
+        raise typer.Exit(code=130)
+
+
+def _train_config(config: Path | None, resume: str, overrides: list[str]):
+    """The config to train: CONFIG with overrides, or on --resume the run's own config.yaml
+    with overrides (a CONFIG given too must say the same, or it is refused)."""
+    from textdqn import typed_config
+    from textdqn.config import load_config, to_dict, without_secrets
+
+    if not resume:
+        if config is None:
+            raise ConfigError("give a config file (textdqn train configs/cartpole.yaml) or --resume RUN_DIR")
+        return load_config(config, overrides)
+    cfg = load_config(Path(resume) / "config.yaml", overrides)
+    if config is not None:
+        given = typed_config.flatten(to_dict(without_secrets(load_config(config, overrides))))
+        saved = typed_config.flatten(to_dict(cfg))
+        differ = sorted(k for k in given.keys() | saved.keys() if given.get(k) != saved.get(k))
+        if differ:
+            raise ConfigError(
+                f"--resume continues {resume} with its own config.yaml, but {config} differs from it "
+                f"in {', '.join(differ[:8])}{' ...' if len(differ) > 8 else ''}: drop {config} from the "
+                "command, and pass --set KEY=VALUE for what you mean to change"
+            )
+    return cfg
 
 
 @app.command("eval")

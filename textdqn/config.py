@@ -162,6 +162,14 @@ class ReplayConfig:
                 "rediss://, unix:// or the word local"
             )
         capacity, shards = join(path, "capacity"), join(path, "num_shards")
+        per_shard = -(-self.capacity // max(1, self.num_shards))
+        min_size = self.rate_limiter.min_size_to_sample
+        if self.capacity >= self.num_shards >= 1 and min_size > per_shard:
+            found.append(
+                f"{join(path, 'rate_limiter.min_size_to_sample')} = {min_size} is more than a shard can "
+                f"hold ({capacity} / {shards} = {per_shard}), so the learner would never sample: lower it "
+                f"or raise {capacity}"
+            )
         if 1 <= self.capacity < self.num_shards:
             found.append(
                 f"{capacity} = {self.capacity} is smaller than {shards} = "
@@ -221,8 +229,12 @@ class ActorConfig:
     """env steps an actor runs per supervisor call (its unit of work and of reporting)"""
     num_cpus: float = 0.5
     """logical Ray CPUs reserved per actor"""
+    max_env_errors: int = 20
+    """env steps that may fail in a row (each followed by a reset of the actor's envs) before
+    the run stops with the env's error"""
     max_restarts: int = 3
-    """times Ray restarts a crashed actor before the run fails"""
+    """times a crashed rollout actor is replaced by a new one (which continues its env step
+    count); past that it is dropped, and the run ends when none is left; -1: without limit"""
 
     _RULES: ClassVar[dict[str, Rule]] = {
         "num_actors": at_least(1),
@@ -238,6 +250,7 @@ class ActorConfig:
         "steps_per_call": at_least(1),
         "num_cpus": above(0),
         "max_restarts": at_least(-1),
+        "max_env_errors": at_least(0),
     }
 
     def _check(self, path: str) -> list[str]:
@@ -286,6 +299,8 @@ class LearnerConfig:
     """sampled batches the background thread keeps ready"""
     max_bad_updates: int = 100
     """updates with a NaN/inf loss that are skipped before the run aborts"""
+    max_restarts: int = 3
+    """times a dead learner is restarted from the run's last checkpoint before the run ends"""
     num_cpus: float = 1.0
     """logical Ray CPUs reserved for the learner actor"""
 
@@ -302,11 +317,17 @@ class LearnerConfig:
         "torch_threads": at_least(1),
         "prefetch": at_least(1),
         "max_bad_updates": at_least(0),
+        "max_restarts": at_least(0),
         "num_cpus": at_least(0, "a float"),
     }
 
     def _check(self, path: str) -> list[str]:
         found = []
+        if self.target_update == "soft" and self.tau <= 0:
+            found.append(
+                f"{join(path, 'tau')} = {self.tau} with {join(path, 'target_update')} = 'soft' never moves "
+                "the target network: use tau in (0, 1] (e.g. 0.005), or target_update=hard"
+            )
         for name, accepted in (
             ("loss", ("huber", "mse")),
             ("target_update", ("hard", "soft")),

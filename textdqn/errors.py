@@ -32,3 +32,7 @@ class ShardUnavailable(ReplayError):
 class ReplayStorageError(ReplayError):
     """A replay shard's durable tier (Redis) is unreachable, refuses us, or holds keys that do
     not match the shard: the message names the (redacted) URL or key and the fix."""
+
+
+class EnvError(TextDQNError):
+    """An environment keeps failing: the message names the env and its last error."""

@@ -44,6 +44,7 @@ METRIC_COLUMNS: tuple[str, ...] = (
     "samples_per_insert", "policy_lag_mean", "policy_lag_max", "sample_age_mean",
     "learner_utilization", "loss", "q_mean", "train_return_mean", "train_episodes",
     "eval_return_mean", "eval_return_std", "eval_success_rate", "eval_target", "env_errors", "actor_restarts",
+    "learner_restarts",
     "bad_updates", "epsilon_mean", "weight_version", "insert_retries", "shard_errors", "shards_down",
     "rate_limited", "insert_wait_s", "sample_wait_s",
 )  # fmt: skip
@@ -97,6 +98,19 @@ class RunDirectory:
             n += 1
             path = base.with_name(f"{base.name}-{n}")
         return path
+
+    def record_resume(self, config: Config, overrides: Sequence[str]) -> None:
+        """A resume with `overrides` (--set ...) rewrites config.yaml to what now runs and adds a
+        line to resumes.log, so the run directory says what changed and when."""
+        if not overrides:
+            return
+        dump_config(without_secrets(config), self.config_path)
+        from textdqn.replay_server.redis_connection import redact_url
+
+        shown = [f"{k}={redact_url(v)}" for k, _, v in (o.partition("=") for o in overrides)]
+        line = json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "overrides": shown})
+        with (self._path / "resumes.log").open("a", encoding="utf-8") as f:
+            f.write(line + "\n")
 
     @classmethod
     def create(cls, config: Config, run_dir: str = "", root: str = "runs") -> RunDirectory:
@@ -331,7 +345,11 @@ def _fields(row: Row) -> list[tuple[str, str, str]]:
         ("train return", "train_return", _num(g("train_return_mean"), ".4g")),
         ("eval return", "eval_return", eval_text),
         ("env errors", "env_errors", _num(g("env_errors"))),
-        ("actor restarts", "restarts", _num(g("actor_restarts"))),
+        (
+            "actor / learner restarts",
+            "restarts",
+            f"{_num(g('actor_restarts'))}/{_num(g('learner_restarts'))}",
+        ),
         (
             "replay faults: lost calls / resent inserts / shards down",
             "replay_faults",

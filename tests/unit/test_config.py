@@ -259,7 +259,8 @@ def test_capacity_must_cover_every_shard():
     cfg = from_dict(Config, {"replay": {"capacity": 2, "num_shards": 3}})
     with pytest.raises(ConfigError, match=r"replay\.capacity = 2 is smaller than replay\.num_"):
         validate(cfg)
-    assert validate(from_dict(Config, {"replay": {"capacity": 3, "num_shards": 3}})) is not None
+    small = {"capacity": 3, "num_shards": 3, "rate_limiter": {"min_size_to_sample": 1}}
+    assert validate(from_dict(Config, {"replay": small})) is not None
 
 
 def test_redis_storage_needs_a_url_and_says_how_to_give_one(tmp_path):

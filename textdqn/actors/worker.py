@@ -27,6 +27,7 @@ from textdqn.envs import (
     true_next_masks,
     true_next_obs,
 )
+from textdqn.errors import EnvError
 from textdqn.learner.losses import double_dqn_targets
 from textdqn.networks import load_numpy_state_, make_acting_network
 from textdqn.types import RolloutStats, TransitionBatch, pack_masks, unpack_masks
@@ -42,7 +43,7 @@ class RolloutWorker:
     decaying schedule the base ε decays with this worker's env steps.
     """
 
-    def __init__(self, config: Config, worker_index: int, seed: int = 0) -> None:
+    def __init__(self, config: Config, worker_index: int, seed: int = 0, start_env_steps: int = 0) -> None:
         # Batched inference of a small network: one thread, so that idle OpenMP workers do
         # not spin on the cores the learner needs.
         torch.set_num_threads(1)
@@ -52,12 +53,13 @@ class RolloutWorker:
         self.envs = make_vector_env(config.env, num_envs)
         self.net = make_acting_network(self.envs, config.network)
         self.version = -1
-        self.env_steps = 0
+        self.env_steps = int(start_env_steps)  # a replacement continues its predecessor's ε and warm start
         self.num_envs = num_envs
         self._slots = slice(worker_index * num_envs, (worker_index + 1) * num_envs)
         self._rng = np.random.default_rng(seed)
         self._adder = NStepAdder(num_envs, config.actors.n_step, config.actors.gamma)
         self._pending: list[TransitionBatch] = []
+        self._failures_in_a_row = 0
         check_warm_start(config, envs_have(self.envs, "rule_action"))
         self._reset_envs()
 
@@ -97,11 +99,11 @@ class RolloutWorker:
                 actions = epsilon_greedy(self.q_values(self._obs), eps, self._rng, self._mask)
             try:
                 next_obs, reward, terminated, truncated, info = self.envs.step(actions)
-            except Exception:  # a crashed env: reset it, count it, carry on
-                log.exception("worker %d: env step failed; resetting its envs", self.index)
+            except Exception as e:  # a crashed env: reset it, count it, carry on (up to a bound)
                 stats.env_errors += 1
-                self._reset_envs()
+                self._env_failed(e)
                 continue
+            self._failures_in_a_row = 0
             next_mask = action_masks(info, self.num_envs)
             batch = self._adder.add(
                 self._obs,
@@ -122,6 +124,30 @@ class RolloutWorker:
         batches = self._take_full_batches()
         stats.transitions = sum(len(b) for b in batches)
         return batches, stats
+
+    def _env_failed(self, error: Exception) -> None:
+        """Log and reset after a failed step; EnvError once actors.max_env_errors fail in a row
+        (an env that always fails would otherwise stall the run without a word)."""
+        self._failures_in_a_row += 1
+        limit = self.config.actors.max_env_errors
+        if self._failures_in_a_row == 1:
+            log.warning(
+                "worker %d: env step failed (%s: %s); resetting its envs",
+                self.index,
+                type(error).__name__,
+                error,
+            )
+            log.debug("the failed step", exc_info=error)
+        if self._failures_in_a_row > limit:
+            raise EnvError(
+                f"env {self.config.env.id!r} failed {self._failures_in_a_row} steps in a row "
+                f"(actors.max_env_errors = {limit}); the last error: {type(error).__name__}: {error}. "
+                "Fix the env or its env.kwargs (a domain or prompts file, a model directory)"
+            ) from error
+        try:
+            self._reset_envs()
+        except Exception as e:  # the reset fails too: counted like a failed step
+            self._env_failed(e)
 
     def _rule_actions(self) -> np.ndarray:
         """Each env's rule-agent act (warm start)."""

@@ -38,11 +38,13 @@ class StoreWeights:
 class RolloutActor:
     """An Actor (worker + sharded writer + weights from the store) in a Ray actor."""
 
-    def __init__(self, config: Config, index: int, shards: list, store, seed: int) -> None:
+    def __init__(
+        self, config: Config, index: int, shards: list, store, seed: int, start_env_steps: int = 0
+    ) -> None:
         writer = ShardedWriter(
             RayShards(shards), writer_index=index, max_in_flight=config.replay.insert_in_flight
         )
-        worker = RolloutWorker(config, index, seed=seed)
+        worker = RolloutWorker(config, index, seed=seed, start_env_steps=start_env_steps)
         self.actor = Actor(worker, writer, StoreWeights(store), config.actors.sync_every)
 
     def run(self, num_env_steps: int) -> RolloutStats:
@@ -50,16 +52,28 @@ class RolloutActor:
 
 
 class LearnerActor:
-    """The Learner fed by a prefetching sharded sampler; publishes weights to the store."""
+    """The Learner fed by a prefetching sharded sampler; publishes weights to the store.
+
+    min_version: the newest weight version published so far (-1: none); a learner restored
+    from an older checkpoint continues past it, so actors take its weights."""
 
     def __init__(
-        self, config: Config, spaces: tuple, shards: list, store, learner_state: dict | None
+        self,
+        config: Config,
+        spaces: tuple,
+        shards: list,
+        store,
+        learner_state: dict | None,
+        min_version: int = -1,
     ) -> None:
         self.learner = Learner(config, *spaces)
         if learner_state is not None:
             self.learner.load_state_dict(learner_state)
+        if min_version >= self.learner.version:  # a restart: publish past what actors have seen
+            self.learner.version = min_version + 1
         weights = StoreWeights(store)
-        weights.publish(self.learner.version, self.learner.weights())
+        # Published before the constructor returns, so the driver's first evaluation finds weights.
+        ray.get(store.publish.remote(self.learner.version, [ray.put(self.learner.weights())]))
         self.sampler = make_sampler(
             config.replay, RayShards(shards), config.learner.batch_size, config.run.seed
         )

@@ -20,4 +20,6 @@ class Progress:
     learner: LearnerStats = dataclasses.field(default_factory=LearnerStats)
     replay: list[ShardInfo] = dataclasses.field(default_factory=list)
     actor_restarts: int = 0
+    learner_restarts: int = 0
+    """learner restarts so far in this process (a running total)"""
     counters: dict[str, float] = dataclasses.field(default_factory=dict)

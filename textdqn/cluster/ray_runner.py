@@ -1,9 +1,10 @@
 """Local and cluster mode: shards, parameter store, learner and rollout actors on Ray.
 
 The runner keeps one unit of work in flight on every actor (`run(steps)` on rollout
-actors, `train(seconds)` on the learner) and collects what finishes. A rollout actor that
-dies is restarted by Ray (`actors.max_restarts`); its lost call is counted and re-issued,
-and training goes on meanwhile.
+actors, `train(seconds)` on the learner) and collects what finishes. A learner or rollout
+actor that dies is replaced (cluster/crew.py) and its lost call re-issued; shards are
+restarted by Ray (replay.shard_max_restarts) and the replay client routes around them.
+Training goes on meanwhile.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import ray
-from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayError, RayTaskError
+from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayError
 
-from textdqn.cluster.actors import LearnerActor, ParameterStore, RolloutActor
+from textdqn.cluster.actors import ParameterStore
+from textdqn.cluster.crew import Crew, get_or_raise_cause
 from textdqn.cluster.progress import Progress
 from textdqn.cluster.replay_service import RayShards, make_shards
 from textdqn.cluster.runtime import init_ray, kill_actors, shutdown_ray
@@ -49,17 +52,6 @@ def _learner_gpus(config: Config) -> float:
     return 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
 
 
-def _get(refs):
-    """ray.get(refs); an error that textdqn raised inside an actor surfaces as itself, with
-    its own message first, instead of behind Ray's traceback."""
-    try:
-        return ray.get(refs)
-    except RayTaskError as e:
-        if isinstance(e.cause, TextDQNError):
-            raise e.cause from None
-        raise
-
-
 class RayRunner:
     """All components as Ray actors; the driver only supervises."""
 
@@ -70,7 +62,11 @@ class RayRunner:
         learner_state: dict | None = None,
         replay_dir: str | None = None,
         storage_options: dict | None = None,
+        restore_learner: Callable[[], dict | None] | None = None,
+        actor_env_steps: list[int] | None = None,
     ) -> None:
+        """`restore_learner` returns the learner state a dead learner restarts from (the
+        run's last checkpoint); `actor_env_steps` the env steps each actor had made (resume)."""
         self.config = config
         self._started_ray = init_ray(address=address, num_cpus=None if address else _logical_cpus(config))
         seed = config.run.seed
@@ -81,34 +77,44 @@ class RayRunner:
         self.shards = make_shards(
             config.replay, seed=seed, max_restarts=config.replay.shard_max_restarts, **(storage_options or {})
         )
-        _get([s.info.remote() for s in self.shards])  # e.g. an unreachable Redis: its own error
+        get_or_raise_cause([s.info.remote() for s in self.shards])  # e.g. an unreachable Redis: its own error
         if replay_dir:  # memory shards resume from the snapshot of the learner's checkpoint
-            _get([s.restore.remote(str(Path(replay_dir) / f"shard-{i}")) for i, s in enumerate(self.shards)])
+            get_or_raise_cause(
+                [s.restore.remote(str(Path(replay_dir) / f"shard-{i}")) for i, s in enumerate(self.shards)]
+            )
         self.shard_set = RayShards(self.shards)
         self._shards_down = 0
         self.replay_at_start = [i.size for i in self.replay_info()]
         self.store = ray.remote(ParameterStore).options(num_cpus=0).remote()
-        learner_cls = ray.remote(LearnerActor).options(
-            num_cpus=config.learner.num_cpus, num_gpus=_learner_gpus(config), max_concurrency=2
+        self.crew = Crew(
+            config,
+            spaces,
+            self.shards,
+            self.store,
+            learner_state,
+            restore_learner or (lambda: learner_state),
+            actor_env_steps,
+            _learner_gpus(config),
         )
-        self.learner = learner_cls.remote(config, spaces, self.shards, self.store, learner_state)
-        actor_cls = ray.remote(RolloutActor).options(
-            num_cpus=config.actors.num_cpus, max_restarts=config.actors.max_restarts
-        )
-        self.actors = [
-            actor_cls.remote(config, i, self.shards, self.store, seed * 7919 + i)
-            for i in range(config.actors.num_actors)
-        ]
         self._calls: dict = {}  # ObjectRef -> ("actor", index) | ("learner", None)
-        for i in range(len(self.actors)):
+        for i in self.crew.actors:
             self._submit_actor(i)
         self._submit_learner()
 
     def _submit_actor(self, i: int) -> None:
-        self._calls[self.actors[i].run.remote(self.config.actors.steps_per_call)] = ("actor", i)
+        self._calls[self.crew.actors[i].run.remote(self.config.actors.steps_per_call)] = ("actor", i)
 
     def _submit_learner(self) -> None:
-        self._calls[self.learner.train.remote(self.config.run.log_every_s)] = ("learner", None)
+        self._calls[self.crew.learner.train.remote(self.config.run.log_every_s)] = ("learner", None)
+
+    @property
+    def learner_restarts(self) -> int:
+        return self.crew.learner_restarts
+
+    @property
+    def actor_env_steps(self) -> list[int]:
+        """Env steps each rollout actor has made (its ε schedule's position), for checkpoints."""
+        return list(self.crew.env_steps)
 
     def step(self, seconds: float) -> Progress:
         """Collect the work that finishes within about `seconds`, re-issuing each call."""
@@ -119,18 +125,40 @@ class RayRunner:
             for ref in ready:
                 kind, index = self._calls.pop(ref)
                 if kind == "learner":
-                    progress.learner.merge(_get(ref))  # ends the run
+                    try:
+                        progress.learner.merge(get_or_raise_cause(ref))
+                    except _ACTOR_LOST as e:
+                        self._restart_learner(e)
                     self._submit_learner()
                     continue
                 try:
-                    progress.rollouts.append(_get(ref))
+                    stats = get_or_raise_cause(ref)
                 except _ACTOR_LOST as e:
                     progress.actor_restarts += 1
-                    log.warning("rollout actor %d died (%s); Ray restarts it", index, type(e).__name__)
+                    if not self.crew.replace_actor(index, e):
+                        continue
+                else:
+                    progress.rollouts.append(stats)
+                    self.crew.env_steps[index] += stats.env_steps
                 self._submit_actor(index)
         progress.replay = self.replay_info()
-        progress.counters = {**ray.get(self.learner.counters.remote()), "shards_down": self._shards_down}
+        counters = self._learner_call("counters")
+        progress.counters = {**counters, "shards_down": self._shards_down, "actors": len(self.crew.actors)}
+        progress.learner_restarts = self.crew.learner_restarts
         return progress
+
+    def _restart_learner(self, error: Exception) -> None:
+        self._calls = {ref: call for ref, call in self._calls.items() if call[0] != "learner"}
+        self.crew.restart_learner(error)
+
+    def _learner_call(self, method: str):
+        """A call on the learner; a dead learner is restarted first (its train call re-issued)."""
+        try:
+            return get_or_raise_cause(getattr(self.crew.learner, method).remote())
+        except _ACTOR_LOST as e:
+            self._restart_learner(e)
+            self._submit_learner()
+            return get_or_raise_cause(getattr(self.crew.learner, method).remote())
 
     def replay_info(self) -> list[ShardInfo]:
         """Infos of the shards that answer; those that do not are counted in `_shards_down`."""
@@ -153,7 +181,7 @@ class RayRunner:
         return version, ray.get(refs[0])
 
     def learner_state(self) -> dict:
-        return ray.get(self.learner.state.remote())
+        return self._learner_call("state")
 
     def close(self) -> None:
         """Stop every actor; durable shards first write their pending priorities to Redis."""
@@ -162,6 +190,6 @@ class RayRunner:
                 ray.get([s.close.remote() for s in self.shards], timeout=60)
             except (RayError, TextDQNError) as e:  # e.g. Redis is gone: those updates are lost
                 log.warning("replay shards could not write their last priorities (%s)", e)
-        kill_actors([*self.actors, self.learner, self.store, *self.shards])
+        kill_actors([*self.crew.handles(), self.store, *self.shards])
         if self._started_ray:
             shutdown_ray()

@@ -33,6 +33,7 @@ class SerialRunner:
         learner_state: dict | None = None,
         replay_dir: str | None = None,
         storage_options: dict | None = None,
+        actor_env_steps: list[int] | None = None,
     ) -> None:
         if config.replay.rate_limiter.samples_per_insert <= 0:
             raise ConfigError(
@@ -46,7 +47,11 @@ class SerialRunner:
             for i, shard in enumerate(self.shards.shards):
                 shard.restore(str(Path(replay_dir) / f"shard-{i}"))
         self.replay_at_start = [i.size for i in self.replay_info()]
-        workers = [RolloutWorker(config, i, seed=seed * 7919 + i) for i in range(config.actors.num_actors)]
+        steps = actor_env_steps or [0] * config.actors.num_actors
+        workers = [
+            RolloutWorker(config, i, seed=seed * 7919 + i, start_env_steps=steps[i])
+            for i in range(config.actors.num_actors)
+        ]
         envs = workers[0].envs
         self.learner = Learner(config, envs.single_observation_space, envs.single_action_space)
         if learner_state is not None:
@@ -65,6 +70,13 @@ class SerialRunner:
         self.sampler = make_sampler(config.replay, self.shards, config.learner.batch_size, seed)
         self.loop = LearnerLoop(self.learner, config.replay, self.sampler, self.weights)
         self._owed = 0.0  # updates the inserted transitions are owed under the ratio
+
+    learner_restarts = 0  # one process: a dead learner is a dead run
+
+    @property
+    def actor_env_steps(self) -> list[int]:
+        """Env steps each actor has made (its ε schedule's position), for checkpoints."""
+        return [actor.worker.env_steps for actor in self.actors]
 
     def latest_weights(self) -> tuple[int, dict]:
         return self.weights.latest(-1)

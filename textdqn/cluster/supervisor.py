@@ -13,21 +13,23 @@ import collections
 import contextlib
 import dataclasses
 import logging
+import shutil
 import signal
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from textdqn.actors.evaluator import Evaluator, baseline_policy
+from textdqn.cluster.preflight import check_before_start
 from textdqn.cluster.progress import Progress
 from textdqn.cluster.replay_storage import ReplayStorage, check_storage, run_id_of
 from textdqn.config import Config, to_dict, without_secrets
 from textdqn.envs import save_run_files
 from textdqn.errors import TextDQNError
 from textdqn.learner.checkpoint import (
-    latest_replay_snapshot,
     load_checkpoint,
     replay_snapshot_dir,
     save_checkpoint,
@@ -51,7 +53,9 @@ class _Counters:
     wall_s: float = 0.0  # before this process (a resumed run continues its clock)
     env_errors: int = 0
     actor_restarts: int = 0
+    learner_restarts: int = 0
     episodes: int = 0
+    actor_env_steps: list = dataclasses.field(default_factory=list)  # each actor's ε position
 
 
 class _Aggregator:
@@ -66,6 +70,7 @@ class _Aggregator:
         self.lag_sum, self.lag_count, self.lag_max = 0.0, 0, 0
         self.insert_retries = 0
         self.replay_counters: dict[str, float] = {}
+        self._learner_restarts_seen = 0
 
     def totals(self) -> dict:
         """Learner utilization and policy lag over the whole run (this process's part)."""
@@ -97,6 +102,8 @@ class _Aggregator:
         self.c.updates = max(self.c.updates, p.learner.total_updates)
         self.c.env_errors += sum(r.env_errors for r in p.rollouts)
         self.c.actor_restarts += p.actor_restarts
+        self.c.learner_restarts += p.learner_restarts - self._learner_restarts_seen
+        self._learner_restarts_seen = p.learner_restarts
         for r in p.rollouts:
             self.returns.extend(r.episode_returns)
             self.successes.extend(r.episode_metrics.get("success", []))
@@ -131,6 +138,7 @@ class _Aggregator:
             "eval_success_rate": None,
             "env_errors": self.c.env_errors,
             "actor_restarts": self.c.actor_restarts,
+            "learner_restarts": self.c.learner_restarts,
             "bad_updates": p.learner.bad_updates,
             "epsilon_mean": float(np.mean([r.epsilon_mean for r in p.rollouts])) if p.rollouts else None,
             "weight_version": p.learner.version,
@@ -150,17 +158,27 @@ def make_runner(
     learner_state: dict | None,
     replay_dir: Path | None = None,
     storage_options: dict | None = None,
+    checkpoints: Path | None = None,
+    actor_env_steps: list[int] | None = None,
 ):
     """The runner for `mode`: "serial" (one process) or "ray" (local, or the cluster at `address`).
 
     `replay_dir`: a memory replay snapshot to restore the shards from (on resume);
-    `storage_options`: where durable shards keep their items (ReplayStorage.shard_options)."""
+    `storage_options`: where durable shards keep their items (ReplayStorage.shard_options);
+    `checkpoints`: where a dead learner's replacement finds its state;
+    `actor_env_steps`: each actor's env steps so far (resume), so ε and warm start continue."""
     replay = str(replay_dir) if replay_dir else None
     if mode == "serial":
         from textdqn.cluster.serial import SerialRunner
 
-        return SerialRunner(config, learner_state, replay_dir=replay, storage_options=storage_options)
+        return SerialRunner(config, learner_state, replay, storage_options, actor_env_steps)
     from textdqn.cluster.ray_runner import RayRunner
+
+
+    def restore_learner() -> dict | None:
+        if checkpoints is not None and (checkpoints / "latest.json").exists():
+            return load_checkpoint(checkpoints)[0]
+        return learner_state
 
     return RayRunner(
         config,
@@ -168,6 +186,8 @@ def make_runner(
         learner_state=learner_state,
         replay_dir=replay,
         storage_options=storage_options,
+        restore_learner=restore_learner,
+        actor_env_steps=actor_env_steps,
     )
 
 
@@ -178,29 +198,58 @@ def train(
     run_dir: str = "",
     resume: str = "",
     live: bool = True,
+    overrides: Sequence[str] = (),
 ) -> dict:
     """Run a training job to its stop criterion; returns the summary (also in summary.json).
 
-    A fault that ends the run early (e.g. Redis gone) still writes a final checkpoint and
-    summary.json (with "error"), then raises. SIGTERM ends the run as Ctrl-C does."""
+    Bad input fails before the run directory or Ray exist (preflight.py); a start that still
+    fails removes the new run directory, so the same command can run again. A fault that
+    ends the run early (e.g. Redis gone) still writes a final checkpoint and summary.json
+    (with "error"), then raises. SIGTERM ends the run as Ctrl-C does. On resume, the
+    `overrides` applied are written to config.yaml and listed in resumes.log."""
     learner_state, counters, replay_dir = None, _Counters(), None
     if resume:
         run = RunDirectory.open(resume)
         learner_state, saved = load_checkpoint(run.checkpoints_dir)
-        counters = _Counters(**{k: saved[k] for k in dataclasses.asdict(counters) if k in saved})
-        if config.replay.storage == "memory":
-            replay_dir = latest_replay_snapshot(run.checkpoints_dir)
+        check_before_start(config, mode, address, learner_state)
         check_storage(config, run_id_of(run.path), resume=True)
+        counters = _Counters(**{k: saved[k] for k in dataclasses.asdict(counters) if k in saved})
+        # The learner's file can be newer than the driver's counters written beside it.
+        counters.updates = max(counters.updates, int(learner_state["updates"]))
+        n = config.actors.num_actors  # --set actors.num_actors may have changed it
+        counters.actor_env_steps = ([*counters.actor_env_steps] + [0] * n)[:n]
+        snapshot = replay_snapshot_dir(run.checkpoints_dir, learner_state)
+        if config.replay.storage == "memory" and snapshot.is_dir():
+            replay_dir = snapshot
+        run.record_resume(config, overrides)
     else:
+        check_before_start(config, mode, address, None)
         path = run_dir or config.run.run_dir or RunDirectory.default_path(config)
         check_storage(config, run_id_of(path), resume=False)
         run = RunDirectory.create(config, run_dir=str(path))
-    with _sigterm_as_interrupt(), ReplayStorage(config, run.path, run_id_of(run.path)) as storage:
-        runner = make_runner(config, mode, address, learner_state, replay_dir, storage.shard_options)
-        try:
-            return _supervise(config, run, runner, counters, live)
-        finally:
-            runner.close()
+    started = False
+    try:
+        with ReplayStorage(config, run.path, run_id_of(run.path)) as storage:
+            runner = make_runner(
+                config,
+                mode,
+                address,
+                learner_state,
+                replay_dir,
+                storage.shard_options,
+                run.checkpoints_dir,
+                counters.actor_env_steps or None,
+            )
+            started = True
+            try:
+                with _sigterm_as_interrupt():  # after ray.init, which installs a handler of its own
+                    return _supervise(config, run, runner, counters, live)
+            finally:
+                runner.close()
+    except BaseException:
+        if not started and not resume:  # nothing trained: leave no directory that blocks a rerun
+            shutil.rmtree(run.path, ignore_errors=True)
+        raise
 
 
 @contextlib.contextmanager
@@ -232,6 +281,7 @@ def _supervise(config: Config, run: RunDirectory, runner, counters: _Counters, l
     next_ckpt = counters.updates + config.run.checkpoint_every_updates
     reached, final_eval, last, interrupted = False, {}, start, False
     failure: TextDQNError | None = None
+    restarts_before = counters.learner_restarts
     replay_at_start = list(runner.replay_at_start)
     with ConsoleView(f"textdqn {config.run.name} -> {run.path}", enabled=live) as view:
         while True:
@@ -262,7 +312,9 @@ def _supervise(config: Config, run: RunDirectory, runner, counters: _Counters, l
                 break
     wall = counters.wall_s + time.perf_counter() - start
     _checkpoint(run, runner, counters, wall, config, replay=failure is None)
-    if not reached:
+    # Restarts the last slice (or the final checkpoint) saw are not in any metrics row.
+    counters.learner_restarts = restarts_before + runner.learner_restarts
+    if not reached and failure is None:  # after a fault the env may be what failed
         final_eval = _evaluate(evaluator, runner, config, {})
         reached = _reached(stop, final_eval)
     logger.close()
@@ -281,6 +333,7 @@ def _supervise(config: Config, run: RunDirectory, runner, counters: _Counters, l
         **({"baseline": baseline} if baseline else {}),
         "env_errors": counters.env_errors,
         "actor_restarts": counters.actor_restarts,
+        "learner_restarts": counters.learner_restarts,
         **agg.totals(),
         "replay_at_start": replay_at_start,
         **({"error": str(failure)} if failure else {}),
@@ -339,6 +392,7 @@ def _checkpoint(
     """The learner's state and counters, and with memory storage a snapshot of every shard
     (a durable replay needs none: it lives in Redis). `replay=False` skips the snapshot
     (after a replay fault the shards may not answer)."""
+    c.actor_env_steps = runner.actor_env_steps
     counters = {**dataclasses.asdict(c), "wall_s": wall}
     state = runner.learner_state()
     snapshot = None

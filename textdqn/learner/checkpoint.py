@@ -9,8 +9,11 @@ either leaves the previous checkpoint usable. The two newest of each are kept.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import pickle
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +22,12 @@ import torch
 from textdqn.errors import CheckpointError
 
 _KEEP = 2
+log = logging.getLogger(__name__)
 
 
 def replay_snapshot_dir(directory: Path, learner_state: dict) -> Path:
-    """Where the replay snapshot that goes with `learner_state` is written (before
-    save_checkpoint names it in latest.json)."""
+    """Where the replay snapshot that goes with `learner_state` lives. It is written before
+    the learner's file, so a learner file whose snapshot directory exists has it whole."""
     return Path(directory) / f"replay-{int(learner_state['updates']):09d}"
 
 
@@ -49,24 +53,52 @@ def save_checkpoint(
     return path
 
 
-def latest_replay_snapshot(directory: Path) -> Path | None:
-    """The replay snapshot directory named by latest.json, or None if it names none."""
-    latest = Path(directory) / "latest.json"
-    name = json.loads(latest.read_text()).get("replay") if latest.is_file() else None
-    return Path(directory) / name if name else None
-
-
 def load_checkpoint(directory: Path, map_location: str = "cpu") -> tuple[dict, dict[str, Any]]:
-    """(learner_state, counters) of the newest checkpoint in `directory`."""
-    latest = Path(directory) / "latest.json"
-    if not latest.is_file():
+    """(learner_state, counters) of the newest readable checkpoint in `directory`.
+
+    The file latest.json names comes first; if it is missing, empty, truncated or corrupted,
+    the newest other learner-*.pt that reads is used instead, with a warning naming both.
+    """
+    directory = Path(directory)
+    latest = directory / "latest.json"
+    pointer: dict[str, Any] = {}
+    if latest.is_file():
+        try:
+            pointer = json.loads(latest.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            log.warning("checkpoint pointer %s is unreadable (%s); using the newest readable file", latest, e)
+    files = sorted(directory.glob("learner-*.pt"), reverse=True)
+    if "file" in pointer:
+        named = directory / pointer["file"]
+        files = [named, *[f for f in files if f != named]]
+    if not files:
         raise CheckpointError(
-            f"no checkpoint in {directory} (latest.json is missing); a run writes one every "
-            "run.checkpoint_every_updates updates and at its end"
+            f"no checkpoint in {directory}; a run writes one every run.checkpoint_every_updates "
+            "updates and at its end, so this run has none to continue from: start it again without --resume"
         )
+    problems = []
+    for path in files:
+        try:
+            data = _read(path, map_location)
+        except CheckpointError as e:
+            problems.append(str(e))
+            continue
+        if path != files[0]:
+            log.warning("checkpoint %s cannot be used (%s); continuing from %s", files[0], problems[0], path)
+        return data["learner"], data["counters"]
+    raise CheckpointError(f"no readable checkpoint in {directory}: " + "; ".join(problems))
+
+
+def _read(path: Path, map_location: str) -> dict:
+    """One checkpoint file, checked before torch reads it (an empty or cut file is not a zip)."""
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing")
+    if path.stat().st_size == 0 or not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path} is empty or truncated")
     try:
-        name = json.loads(latest.read_text())["file"]
-        data = torch.load(Path(directory) / name, map_location=map_location, weights_only=True)
-    except (OSError, KeyError, json.JSONDecodeError, RuntimeError) as e:
-        raise CheckpointError(f"checkpoint in {directory} cannot be read ({e}); it may be corrupted") from e
-    return data["learner"], data["counters"]
+        data = torch.load(path, map_location=map_location, weights_only=True)
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as e:
+        raise CheckpointError(f"{path} cannot be read ({e})") from e
+    if not isinstance(data, dict) or "learner" not in data or "counters" not in data:
+        raise CheckpointError(f"{path} is not a textdqn learner checkpoint")
+    return data

@@ -151,6 +151,7 @@ class Learner:
             "updates": self.updates,
             "version": self.version,
             "bad_updates": self.bad_updates,
+            "rng": torch.get_rng_state(),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -160,3 +161,5 @@ class Learner:
         self.updates = int(state["updates"])
         self.version = int(state["version"])
         self.bad_updates = int(state["bad_updates"])
+        if "rng" in state:  # checkpoints written before the RNG was kept have none
+            torch.set_rng_state(state["rng"])

@@ -1,0 +1,223 @@
+"""Faults and bad input, one test per finding of the issue "A training run that survives faults
+and bad input": real processes killed by pid, real bad files, and the outcome asserted (the
+run finishes, or ends with the expected one-line message, exit code and no stray process)."""
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.integration import processes
+from textdqn.cli import app
+
+pytestmark = pytest.mark.integration
+
+
+def _cli(*args: str) -> SimpleNamespace:
+    """`textdqn ARGS` in this process: exit code and output with the console's line wrapping undone."""
+    result = CliRunner().invoke(app, list(args))
+    return SimpleNamespace(exit_code=result.exit_code, output=" ".join(result.output.split()))
+
+
+def _wait_for(path: Path, proc, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while not path.exists():
+        assert time.time() < deadline and proc.poll() is None, f"no {path}"
+        time.sleep(0.5)
+
+
+def _rows(run: Path) -> int:
+    path = run / "metrics.csv"
+    return len(path.read_text().splitlines()) - 1 if path.exists() else 0
+
+
+def test_1_a_killed_learner_restarts_from_its_checkpoint_and_training_goes_on(tmp_path):
+    run = tmp_path / "run"
+    options = ["--set", "run.checkpoint_every_updates=300", "--set", "stop.updates=1500"]
+    proc = processes.train(run, *options, "--set", "stop.target_value=1000")
+    try:
+        _wait_for(run / "checkpoints" / "latest.json", proc)
+        learner = processes.wait_for_descendant(proc.pid, "ray::LearnerActor")
+        os.kill(learner, signal.SIGKILL)
+        assert processes.finish(proc, timeout=400) == 0, processes.log_of(run)
+    finally:
+        processes.finish(proc, timeout=1)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["learner_restarts"] == 1 and summary["updates"] >= 1500
+    assert "restarting it from the checkpoint at" in processes.log_of(run)
+
+
+def test_2_sigterm_ends_a_run_like_ctrl_c_with_checkpoint_and_summary(tmp_path):
+    run = tmp_path / "run"
+    proc = processes.train(run, "--set", "stop.target_value=1000")
+    try:
+        deadline = time.time() + 120
+        while _rows(run) < 3:
+            assert time.time() < deadline and proc.poll() is None, processes.log_of(run)
+            time.sleep(0.5)
+        tree = processes.descendants(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        code = processes.finish(proc, timeout=120)
+    finally:
+        processes.finish(proc, timeout=1)
+    assert code == 130, processes.log_of(run)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["interrupted"] and summary["updates"] > 0
+    assert list((run / "checkpoints").glob("learner-*.pt"))
+    time.sleep(3)
+    assert [pid for pid in tree if processes.alive(pid)] == []  # Ray's processes went with it
+
+
+def test_3_the_last_rollout_actor_past_its_restarts_ends_the_run_with_the_reason(tmp_path):
+    run = tmp_path / "run"
+    proc = processes.train(
+        run,
+        "--set",
+        "actors.num_actors=1",
+        "--set",
+        "actors.max_restarts=1",
+        "--set",
+        "stop.target_value=1000",
+    )
+    try:
+        for _ in range(2):  # the first death is replaced, the second is one too many
+            actor = processes.wait_for_descendant(proc.pid, "ray::RolloutActor")
+            time.sleep(4)
+            os.kill(actor, signal.SIGKILL)
+            time.sleep(3)
+        code = processes.finish(proc, timeout=120)
+    finally:
+        processes.finish(proc, timeout=1)
+    log = processes.log_of(run)
+    assert code == 2, log
+    assert "every rollout actor is gone" in log and "Traceback" not in log
+    summary = json.loads((run / "summary.json").read_text())
+    assert "every rollout actor is gone (the last, 0, died 2 times" in summary["error"]
+    assert summary["actor_restarts"] >= 1 and "starting a new one (1 of 1)" in log
+
+
+def test_4_an_env_that_keeps_failing_ends_the_run_with_its_error(tmp_path):
+    domain = Path("textdqn/envs/dialogue/domains/movies.yaml").read_text()
+    broken = tmp_path / "movies-broken.yaml"
+    broken.write_text("\n".join(line for line in domain.splitlines() if "reject:" not in line))
+    run = tmp_path / "run"
+    result = _cli(
+        "train", "configs/dialogue.yaml", "--serial", "--quiet", "--run-dir", str(run),
+        "--set", f"env.kwargs.domain={broken}", "--set", "stop.time_s=120",
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "failed 21 steps in a row" in result.output and "templates.user.reject" in result.output
+    assert "Traceback" not in result.output
+    assert "templates.user.reject" in json.loads((run / "summary.json").read_text())["error"]
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("env.id=Nope-v0", "env.id = 'Nope-v0' cannot be made"),
+        ("env.id=MountainCarContinuous-v0", "textdqn needs a Discrete one"),
+        ("env.kwargs.domain=nowhere", "nowhere"),
+        ("learner.device=cuda", "learner.device = 'cuda' but torch sees no GPU"),
+    ],
+)
+def test_5_and_7_a_failed_start_says_why_first_and_leaves_nothing_behind(tmp_path, override, message):
+    run = tmp_path / "e01"
+    config = "configs/dialogue.yaml" if "domain" in override else processes.CARTPOLE
+    for _ in range(2):  # the same command again gives the same answer, not "already holds a run"
+        start = time.time()
+        result = _cli("train", config, "--quiet", "--run-dir", str(run), "--set", override)
+        assert result.exit_code == 2 and message in result.output, result.output
+        assert "Traceback" not in result.output and "ActorDiedError" not in result.output
+        assert not run.exists()
+        assert time.time() - start < 30  # before Ray starts
+
+
+def test_6_the_first_evaluation_finds_weights_before_any_update(tmp_path):
+    run = tmp_path / "run"
+    result = _cli(
+        "train", processes.CARTPOLE, "--quiet", "--run-dir", str(run),
+        "--set", "replay.rate_limiter.samples_per_insert=0", "--set", "eval.every_env_steps=5000",
+        "--set", "stop.env_steps=20000", "--set", "stop.target_value=1000",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = (run / "metrics.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    evals = [r.split(",")[header.index("eval_return_mean")] for r in rows[1:]]
+    assert any(evals)
+
+
+def test_7_a_resume_whose_network_does_not_fit_its_checkpoint_says_so(tmp_path):
+    run = tmp_path / "run"
+    first = _cli(
+        "train", processes.CARTPOLE, "--serial", "--quiet", "--run-dir", str(run), "--set", "stop.updates=20",
+        "--set", "eval.every_env_steps=0", "--set", "eval.episodes=2", "--set", "eval.num_envs=2",
+    )  # fmt: skip
+    assert first.exit_code == 0, first.output
+    metrics = (run / "metrics.csv").read_text()
+    result = _cli("train", "--resume", str(run), "--serial", "--set", "network.hidden=[64,64]")
+    assert result.exit_code == 2 and "does not fit the network this config builds" in result.output
+    assert "Traceback" not in result.output
+    assert (run / "metrics.csv").read_text() == metrics  # nothing appended
+
+
+def test_8_a_broken_latest_checkpoint_falls_back_to_the_previous_one(tmp_path):
+    run = tmp_path / "run"
+    args = ["--serial", "--quiet", "--set", "eval.every_env_steps=0", "--set", "eval.episodes=2"]
+    assert (
+        _cli("train", processes.CARTPOLE, "--run-dir", str(run), *args, "--set", "stop.updates=20").exit_code
+        == 0
+    )
+    assert _cli("train", "--resume", str(run), *args, "--set", "stop.updates=60").exit_code == 0
+    files = sorted((run / "checkpoints").glob("learner-*.pt"))
+    assert len(files) == 2
+    for damage in (b"", files[-1].read_bytes()[:1000]):  # zero bytes, then truncated
+        files[-1].write_bytes(damage)
+        result = _cli("eval", str(run), "--episodes", "2")
+        assert result.exit_code == 0 and "return_mean" in result.output, result.output
+    resumed = _cli("train", "--resume", str(run), *args, "--set", "stop.updates=80")
+    assert resumed.exit_code == 0, resumed.output
+
+
+def test_9_resume_continues_epsilon_records_its_overrides_and_checks_config(tmp_path):
+    run = tmp_path / "run"
+    args = ["--serial", "--quiet", "--set", "eval.every_env_steps=0", "--set", "eval.episodes=2"]
+    assert (
+        _cli("train", processes.CARTPOLE, "--run-dir", str(run), *args, "--set", "stop.updates=20").exit_code
+        == 0
+    )
+    before = json.loads((run / "checkpoints" / "latest.json").read_text())
+    assert min(before["actor_env_steps"]) > 0
+    refused = _cli("train", "configs/dialogue.yaml", "--resume", str(run), *args)
+    assert refused.exit_code == 2 and "differs from it" in refused.output and "env.id" in refused.output
+    result = _cli(
+        "train", "--resume", str(run), *args, "--set", "stop.updates=60", "--set", "learner.lr=0.002"
+    )
+    assert result.exit_code == 0, result.output
+    after = json.loads((run / "checkpoints" / "latest.json").read_text())
+    assert all(b > a for a, b in zip(before["actor_env_steps"], after["actor_env_steps"], strict=True))
+    assert "lr: 0.002" in (run / "config.yaml").read_text()
+    assert "learner.lr=0.002" in (run / "resumes.log").read_text()
+    assert json.loads((run / "summary.json").read_text())["updates"] >= 60
+
+
+@pytest.mark.parametrize(
+    "content, overrides, message",
+    [
+        ("", [], "no stop criterion is set"),
+        ("stop: {updates: 10}\nreplay: {capacity: 1000, rate_limiter: {min_size_to_sample: 800}}", [],
+         "is more than a shard can hold"),
+        ("stop: {updates: 10}\nlearner: {target_update: soft, tau: 0}", [], "never moves the target network"),
+        ("stop: {updates: 10}\nrun: {seed: 1}\nrun: {seed: 2}", [], "key 'run' appears twice"),
+    ],
+)  # fmt: skip
+def test_10_silent_misconfigurations_are_refused(tmp_path, content, overrides, message):
+    config = tmp_path / "config.yaml"
+    config.write_text(content)
+    result = _cli("train", str(config), "--quiet", "--run-dir", str(tmp_path / "run"), *overrides)
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert not (tmp_path / "run").exists()
