@@ -93,7 +93,7 @@ def train(run_dir: Path, *args: str, config: str = CARTPOLE) -> subprocess.Popen
 
 
 def resume(run_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "textdqn.cli", "train", CARTPOLE, "--quiet", "--resume", str(run_dir)]
+    command = [sys.executable, "-m", "textdqn.cli", "train", "--quiet", "--resume", str(run_dir)]
     return subprocess.run([*command, *args], cwd=REPO, capture_output=True, text=True, timeout=400)
 
 
