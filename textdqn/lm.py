@@ -10,6 +10,7 @@ resolve_path from here).
 from __future__ import annotations
 
 import functools
+import pickle
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,9 +44,12 @@ def load_local(auto_class: type, path: str, key: str, what: str):
             "checkpoint (config.json, weights and tokenizer files, e.g. written by save_pretrained); "
             "nothing is downloaded"
         )
+    from safetensors import SafetensorError
+
     try:
         return auto_class.from_pretrained(resolve_path(path), local_files_only=True)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RuntimeError, EOFError, pickle.UnpicklingError, SafetensorError) as e:
+        # A corrupt or truncated weights file lands here too (safetensors or torch.load errors).
         raise ConfigError(
             f"{key} = {path!r} cannot be loaded as a transformers {what} ({e}); pass a directory "
             "written by save_pretrained"

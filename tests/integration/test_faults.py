@@ -4,6 +4,7 @@ run finishes, or ends with the expected one-line message, exit code and no stray
 
 import json
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -102,18 +103,60 @@ def test_3_the_last_rollout_actor_past_its_restarts_ends_the_run_with_the_reason
 
 
 def test_4_an_env_that_keeps_failing_ends_the_run_with_its_error(tmp_path):
+    import tests.integration.failing_env  # noqa: F401  (registers tests/Failing-v0)
+
+    run = tmp_path / "run"
+    result = _cli(
+        "train", processes.CARTPOLE, "--serial", "--quiet", "--run-dir", str(run),
+        "--set", "env.id=tests/Failing-v0", "--set", "stop.time_s=120", "--set", "stop.target_value=1000",
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "failed 21 steps in a row" in result.output and "simulator backend unreachable" in result.output
+    assert "Traceback" not in result.output
+    assert "simulator backend unreachable" in json.loads((run / "summary.json").read_text())["error"]
+
+
+def test_4_and_11_a_domain_file_missing_a_template_is_refused_before_the_run(tmp_path):
     domain = Path("textdqn/envs/dialogue/domains/movies.yaml").read_text()
     broken = tmp_path / "movies-broken.yaml"
     broken.write_text("\n".join(line for line in domain.splitlines() if "reject:" not in line))
-    run = tmp_path / "run"
-    result = _cli(
-        "train", "configs/dialogue.yaml", "--serial", "--quiet", "--run-dir", str(run),
-        "--set", f"env.kwargs.domain={broken}", "--set", "stop.time_s=120",
-    )  # fmt: skip
-    assert result.exit_code == 2, result.output
-    assert "failed 21 steps in a row" in result.output and "templates.user.reject" in result.output
-    assert "Traceback" not in result.output
-    assert "templates.user.reject" in json.loads((run / "summary.json").read_text())["error"]
+    result = _cli("train", "configs/dialogue.yaml", "--quiet", "--run-dir", str(tmp_path / "run"),
+                  "--set", f"env.kwargs.domain={broken}")  # fmt: skip
+    assert result.exit_code == 2 and "has no sentences for templates.user.reject" in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def _bad_lm(tmp_path, damage: str) -> Path:
+    shipped = Path("textdqn/envs/textgen/data/concepts-lm")
+    lm = tmp_path / "lm"
+    shutil.copytree(shipped, lm)
+    (lm / damage).write_bytes(b"\x00garbage, not a weights file" * 10)
+    return lm
+
+
+@pytest.mark.parametrize(
+    "config, setting, message",
+    [
+        ("configs/dialogue.yaml", "env.kwargs.domain={dir}/domain.yaml", "is not valid YAML at line 4"),
+        ("configs/textgen.yaml", "env.kwargs.prompts={dir}/prompts.jsonl", "is not UTF-8 text"),
+        ("configs/textgen.yaml", "lm={dir}/lm", "cannot be loaded as a transformers"),
+        ("configs/textgen.yaml", "env.kwargs.prompts={dir}/zebra.jsonl", "concept 'zebra' of prompt 2"),
+    ],
+)
+def test_11_bad_data_files_are_one_clear_line_each(tmp_path, config, setting, message):
+    (tmp_path / "domain.yaml").write_text("name: movies\nentity: x\nkb_slots: [unclosed\n")
+    (tmp_path / "prompts.jsonl").write_bytes(b'{"id": "p1", "concepts": ["caf\xe9"]}\n')
+    records = [("p1", "dog", "train"), ("p2", "zebra", "train"), ("p3", "ball", "test")]
+    lines = [json.dumps({"id": i, "concepts": [c], "split": s, "prompt": f"use: {c}"}) for i, c, s in records]
+    (tmp_path / "zebra.jsonl").write_text("\n".join(lines) + "\n")
+    _bad_lm(tmp_path, "model.safetensors")
+    overrides = ["--set", setting.format(dir=tmp_path)]
+    if setting.startswith("lm="):  # the env's reference LM and the Q-network's are one checkpoint
+        lm = str(tmp_path / "lm")
+        overrides = ["--set", f"env.kwargs.lm.path={lm}", "--set", f"network.lm.path={lm}"]
+    result = _cli("train", config, "--quiet", "--run-dir", str(tmp_path / "run"), *overrides)
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert "Traceback" not in result.output and not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize(

@@ -86,7 +86,9 @@ def test_tokenizer_ids_are_deterministic_special_tokens_first_then_sorted_words(
 def test_every_concept_form_is_one_token_and_concept_ids_find_them():
     tokenizer = build_tokenizer(load_prompts())
     assert tokenizer.decode(concept_ids(tokenizer, [["dog", "run"]])[0]).split() == ["dog", "run"]
-    assert len(concept_ids(tokenizer, [["zebra"]])[0]) == 0  # not in the vocabulary: [UNK] dropped
+    # Not in the vocabulary: it would read as [UNK] and the target could never be reached.
+    with pytest.raises(ConfigError, match="concept 'zebra' of prompt 1 is not in the reference LM"):
+        concept_ids(tokenizer, [["zebra"]])
     for word in concept_words()[0] + concept_words()[1]:
         for form in word_forms(word):
             assert len(tokenizer(form, add_special_tokens=False)["input_ids"]) == 1

@@ -60,6 +60,7 @@ class RolloutWorker:
         self._adder = NStepAdder(num_envs, config.actors.n_step, config.actors.gamma)
         self._pending: list[TransitionBatch] = []
         self._failures_in_a_row = 0
+        self._failures = 0  # in this worker's life (for logging a few, not every one)
         check_warm_start(config, envs_have(self.envs, "rule_action"))
         self._reset_envs()
 
@@ -129,8 +130,9 @@ class RolloutWorker:
         """Log and reset after a failed step; EnvError once actors.max_env_errors fail in a row
         (an env that always fails would otherwise stall the run without a word)."""
         self._failures_in_a_row += 1
+        self._failures += 1
         limit = self.config.actors.max_env_errors
-        if self._failures_in_a_row == 1:
+        if (self._failures_in_a_row == 1 and self._failures in (1, 10, 100)) or self._failures % 1000 == 0:
             log.warning(
                 "worker %d: env step failed (%s: %s); resetting its envs",
                 self.index,

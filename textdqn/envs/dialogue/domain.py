@@ -70,7 +70,16 @@ def load_domain(name_or_path: str) -> Domain:
         raise ConfigError(
             f"dialogue domain {name_or_path!r} not found: use one of {shipped} or a path to a YAML file"
         )
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"domain file {path} is not UTF-8 (byte {e.start}); save it as UTF-8") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(
+            f"domain file {path} is not valid YAML{where}: {getattr(e, 'problem', None) or e}; fix it there"
+        ) from None
     missing = [k for k in _REQUIRED_KEYS if not isinstance(data, dict) or k not in data]
     if missing:
         raise ConfigError(
@@ -93,7 +102,27 @@ def load_domain(name_or_path: str) -> Domain:
     return domain
 
 
+# Every act the simulator and the system can say needs at least one sentence in the domain.
+TEMPLATE_KEYS = {
+    "user": ("greeting", "inform", "request", "confirm_yes", "confirm_no", "accept", "reject", "correct",
+             "thanks", "dont_care"),
+    "system": ("greeting", "request", "inform", "confirm", "offer", "book", "no_entry", "summary", "no_match",
+               "unknown", "bye"),
+}  # fmt: skip
+
+
 def _check(domain: Domain, path: Path) -> None:
+    missing = [
+        f"templates.{side}.{key}"
+        for side, keys in TEMPLATE_KEYS.items()
+        for key in keys
+        if not domain.templates.get(side, {}).get(key)
+    ]
+    if missing:
+        raise ConfigError(
+            f"domain file {path} has no sentences for {', '.join(missing)}: add a list for each "
+            f"(see {DOMAINS_DIR / 'movies.yaml'})"
+        )
     known = set(domain.slots)
     for field in ("informable", "requestable"):
         unknown = set(getattr(domain, field)) - known

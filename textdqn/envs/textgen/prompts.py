@@ -51,7 +51,14 @@ def load_prompts(path: str | Path = "") -> list[PromptRecord]:
         )
     records: list[PromptRecord] = []
     seen: set[str] = set()
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"env.kwargs.prompts = {str(path)!r} is not UTF-8 text (byte {e.start}: {e.reason}); "
+            "save it as UTF-8 JSONL"
+        ) from None
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         record = _parse(line, f"{path}:{number}")

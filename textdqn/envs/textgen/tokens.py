@@ -70,9 +70,19 @@ def concept_ids(
     texts = [text for concepts in lists for concept in concepts for text in (concept, " " + concept)]
     encoded = iter(_token_ids(tokenizer, texts))
     out = []
-    for concepts in lists:
-        ids = {i for _ in range(2 * len(concepts)) for i in next(encoded)}
-        ids.discard(tokenizer.unk_token_id)
+    unk = tokenizer.unk_token_id
+    for number, concepts in enumerate(lists, start=1):
+        ids: set[int] = set()
+        for concept in concepts:
+            spellings = [next(encoded), next(encoded)]
+            if unk is not None and all(set(s) <= {unk} for s in spellings):
+                raise ConfigError(
+                    f"concept {concept!r} of prompt {number} is not in the reference LM's vocabulary (it "
+                    "reads as the unknown token), so no text could ever contain it: use words its tokenizer "
+                    "knows, or a reference LM whose vocabulary has them"
+                )
+            ids.update(i for spelling in spellings for i in spelling)
+        ids.discard(unk)
         out.append(np.asarray(sorted(ids), dtype=np.int64))
     return out
 
