@@ -264,3 +264,21 @@ def test_10_silent_misconfigurations_are_refused(tmp_path, content, overrides, m
     result = _cli("train", str(config), "--quiet", "--run-dir", str(tmp_path / "run"), *overrides)
     assert result.exit_code == 2 and message in result.output, result.output
     assert not (tmp_path / "run").exists()
+
+
+def test_12_ctrl_c_while_ray_starts_exits_130_and_leaves_no_process(tmp_path):
+    run = tmp_path / "run"
+    proc = processes.train(run)
+    try:
+        processes.wait_for_descendant(proc.pid, "gcs_server", timeout=60)
+        tree = processes.descendants(proc.pid)
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends: the whole group
+        code = processes.finish(proc, timeout=60)
+    finally:
+        processes.finish(proc, timeout=1)
+    assert code == 130, processes.log_of(run)
+    assert "interrupted" in processes.log_of(run) and not run.exists()
+    deadline = time.time() + 15
+    while [pid for pid in tree if processes.alive(pid)]:
+        assert time.time() < deadline, [processes.cmdline(p) for p in tree if processes.alive(p)]
+        time.sleep(0.5)

@@ -69,37 +69,49 @@ class RayRunner:
         run's last checkpoint); `actor_env_steps` the env steps each actor had made (resume)."""
         self.config = config
         self._started_ray = init_ray(address=address, num_cpus=None if address else _logical_cpus(config))
-        seed = config.run.seed
-        env = make_env(config.env)  # fail fast here, with a clear error, before any actor starts
-        spaces = (env.observation_space, env.action_space)
-        check_warm_start(config, env.has_wrapper_attr("rule_action"))
-        env.close()
-        self.shards = make_shards(
-            config.replay, seed=seed, max_restarts=config.replay.shard_max_restarts, **(storage_options or {})
-        )
-        get_or_raise_cause([s.info.remote() for s in self.shards])  # e.g. an unreachable Redis: its own error
-        if replay_dir:  # memory shards resume from the snapshot of the learner's checkpoint
-            get_or_raise_cause(
-                [s.restore.remote(str(Path(replay_dir) / f"shard-{i}")) for i, s in enumerate(self.shards)]
+        try:
+            seed = config.run.seed
+            env = make_env(config.env)  # fail fast here, with a clear error, before any actor starts
+            spaces = (env.observation_space, env.action_space)
+            check_warm_start(config, env.has_wrapper_attr("rule_action"))
+            env.close()
+            self.shards = make_shards(
+                config.replay,
+                seed=seed,
+                max_restarts=config.replay.shard_max_restarts,
+                **(storage_options or {}),
             )
-        self.shard_set = RayShards(self.shards)
-        self._shards_down = 0
-        self.replay_at_start = [i.size for i in self.replay_info()]
-        self.store = ray.remote(ParameterStore).options(num_cpus=0).remote()
-        self.crew = Crew(
-            config,
-            spaces,
-            self.shards,
-            self.store,
-            learner_state,
-            restore_learner or (lambda: learner_state),
-            actor_env_steps,
-            _learner_gpus(config),
-        )
-        self._calls: dict = {}  # ObjectRef -> ("actor", index) | ("learner", None)
-        for i in self.crew.actors:
-            self._submit_actor(i)
-        self._submit_learner()
+            get_or_raise_cause(
+                [s.info.remote() for s in self.shards]
+            )  # e.g. an unreachable Redis: its own error
+            if replay_dir:  # memory shards resume from the snapshot of the learner's checkpoint
+                get_or_raise_cause(
+                    [
+                        s.restore.remote(str(Path(replay_dir) / f"shard-{i}"))
+                        for i, s in enumerate(self.shards)
+                    ]
+                )
+            self.shard_set = RayShards(self.shards)
+            self._shards_down = 0
+            self.replay_at_start = [i.size for i in self.replay_info()]
+            self.store = ray.remote(ParameterStore).options(num_cpus=0).remote()
+            self.crew = Crew(
+                config,
+                spaces,
+                self.shards,
+                self.store,
+                learner_state,
+                restore_learner or (lambda: learner_state),
+                actor_env_steps,
+                _learner_gpus(config),
+            )
+            self._calls: dict = {}  # ObjectRef -> ("actor", index) | ("learner", None)
+            for i in self.crew.actors:
+                self._submit_actor(i)
+            self._submit_learner()
+        except BaseException:  # a start that fails (or Ctrl-C) leaves no actor or Ray behind
+            self.close()
+            raise
 
     def _submit_actor(self, i: int) -> None:
         self._calls[self.crew.actors[i].run.remote(self.config.actors.steps_per_call)] = ("actor", i)
@@ -184,12 +196,16 @@ class RayRunner:
         return self._learner_call("state")
 
     def close(self) -> None:
-        """Stop every actor; durable shards first write their pending priorities to Redis."""
-        if self.config.replay.storage == "redis":
+        """Stop every actor (also after a start that failed half-way); durable shards first
+        write their pending priorities to Redis."""
+        shards = getattr(self, "shards", [])
+        if shards and self.config.replay.storage == "redis":
             try:
-                ray.get([s.close.remote() for s in self.shards], timeout=60)
+                ray.get([s.close.remote() for s in shards], timeout=60)
             except (RayError, TextDQNError) as e:  # e.g. Redis is gone: those updates are lost
                 log.warning("replay shards could not write their last priorities (%s)", e)
-        kill_actors([*self.crew.handles(), self.store, *self.shards])
+        crew = getattr(self, "crew", None)
+        store = getattr(self, "store", None)
+        kill_actors([*(crew.handles() if crew else []), *([store] if store else []), *shards])
         if self._started_ray:
             shutdown_ray()

@@ -14,16 +14,20 @@ def init_ray(address: str | None = None, num_cpus: float | None = None, dashboar
     """
     if ray.is_initialized():
         return False
-    if address:
-        ray.init(address=address, logging_level="ERROR")
-    else:
-        ray.init(
-            num_cpus=num_cpus,
-            include_dashboard=dashboard,
-            dashboard_host="127.0.0.1",
-            logging_level="ERROR",
-            log_to_driver=False,
-        )
+    try:
+        if address:
+            ray.init(address=address, logging_level="ERROR")
+        else:
+            ray.init(
+                num_cpus=num_cpus,
+                include_dashboard=dashboard,
+                dashboard_host="127.0.0.1",
+                logging_level="ERROR",
+                log_to_driver=False,
+            )
+    except BaseException:  # e.g. Ctrl-C while Ray starts: stop what it had started
+        ray.shutdown()
+        raise
     return True
 
 

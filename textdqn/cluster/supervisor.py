@@ -230,16 +230,20 @@ def train(
     started = False
     try:
         with ReplayStorage(config, run.path, run_id_of(run.path)) as storage:
-            runner = make_runner(
-                config,
-                mode,
-                address,
-                learner_state,
-                replay_dir,
-                storage.shard_options,
-                run.checkpoints_dir,
-                counters.actor_env_steps or None,
-            )
+            with _deferred_interrupts() as signals:  # Ray's start-up must not be cut half-way
+                runner = make_runner(
+                    config,
+                    mode,
+                    address,
+                    learner_state,
+                    replay_dir,
+                    storage.shard_options,
+                    run.checkpoints_dir,
+                    counters.actor_env_steps or None,
+                )
+            if signals:
+                runner.close()
+                raise KeyboardInterrupt(f"signal {signals[0]} during start-up")
             started = True
             try:
                 with _sigterm_as_interrupt():  # after ray.init, which installs a handler of its own
@@ -250,6 +254,24 @@ def train(
         if not started and not resume:  # nothing trained: leave no directory that blocks a rerun
             shutil.rmtree(run.path, ignore_errors=True)
         raise
+
+
+@contextlib.contextmanager
+def _deferred_interrupts():
+    """While the runner starts, Ctrl-C and SIGTERM are only noted (the list yielded); the
+    caller stops once the start is complete. Interrupting Ray's own start-up half-way left
+    its processes running, and the KeyboardInterrupt was lost in Ray's threads."""
+    if threading.current_thread() is not threading.main_thread():
+        yield []
+        return
+    received: list[int] = []
+    watched = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, lambda signum, frame: received.append(signum)) for s in watched}
+    try:
+        yield received
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 @contextlib.contextmanager
