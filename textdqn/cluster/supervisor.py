@@ -174,7 +174,6 @@ def make_runner(
         return SerialRunner(config, learner_state, replay, storage_options, actor_env_steps)
     from textdqn.cluster.ray_runner import RayRunner
 
-
     def restore_learner() -> dict | None:
         if checkpoints is not None and (checkpoints / "latest.json").exists():
             return load_checkpoint(checkpoints)[0]
