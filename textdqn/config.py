@@ -30,6 +30,7 @@ from textdqn.typed_config import (
 
 __all__ = [
     "ActorConfig",
+    "ClusterConfig",
     "Config",
     "EnvConfig",
     "EvalConfig",
@@ -392,6 +393,22 @@ class StopConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class ClusterConfig:
+    """Where the components run on a Ray cluster (a machine's local Ray has none of these)."""
+
+    learner_resource: str = "learner"
+    """custom Ray resource of the learner's node type: when the cluster has it, the learner
+    asks for a share of it (and for a GPU when there is one)"""
+    replay_resource: str = "replay"
+    """custom Ray resource of replay node types: when the cluster has it, shards ask for it"""
+    spread_shards: bool = True
+    """put shards on different nodes where there are several (Ray's SPREAD strategy)"""
+    actors_elsewhere: bool = True
+    """when the cluster has learner or replay nodes, place rollout actors on the other nodes
+    with CPUs, round-robin (soft: where none has room, anywhere)"""
+
+
+@dataclasses.dataclass(frozen=True)
 class RunConfig:
     """Identity of a run: its name, seed and output directory."""
 
@@ -433,6 +450,8 @@ class Config:
     """periodic greedy evaluation"""
     stop: StopConfig = dataclasses.field(default_factory=StopConfig)
     """stop criteria"""
+    cluster: ClusterConfig = dataclasses.field(default_factory=ClusterConfig)
+    """placement on a Ray cluster"""
 
     def _check(self, path: str) -> list[str]:
         # Across sections: an LM Q-network must start from the env's reference LM.

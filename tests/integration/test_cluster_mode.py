@@ -44,3 +44,48 @@ def test_runner_joins_a_cluster_and_spreads_shards(two_nodes):
         assert len(shard_nodes) == 2  # SPREAD: one shard on each node
     finally:
         runner.close()
+
+
+@pytest.fixture
+def three_nodes():
+    """A head, a learner node (custom resource `learner`) and a plain CPU node."""
+    if ray.is_initialized():
+        ray.shutdown()
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 3, "include_dashboard": False})
+    learner_node = cluster.add_node(num_cpus=2, resources={"learner": 1})
+    cluster.add_node(num_cpus=3)
+    cluster.wait_for_nodes()
+    yield cluster, learner_node
+    if ray.is_initialized():
+        ray.shutdown()
+    cluster.shutdown()
+
+
+def test_the_learner_lands_on_the_learner_node_and_shards_and_actors_spread(three_nodes):
+    cluster, learner_node = three_nodes
+    config = load_config(
+        "configs/cartpole.yaml",
+        [
+            "actors.num_actors=3",
+            "actors.steps_per_call=256",
+            "replay.capacity=20000",
+            "replay.rate_limiter.min_size_to_sample=200",
+        ],
+    )
+    runner = RayRunner(config, address=cluster.address)
+    try:
+        updates = 0
+        for _ in range(30):
+            progress = runner.step(1.0)
+            updates = max(updates, progress.learner.total_updates)
+            if updates > 20:
+                break
+        assert updates > 20 and sum(i.inserts for i in progress.replay) > 0  # training makes progress
+        placed = runner.placement
+        assert placed["learner"]["node"] == learner_node.node_id
+        assert len({s["node"] for s in placed["shards"]}) == 2  # on distinct nodes
+        actor_nodes = {a["node"] for a in placed["actors"]}
+        assert learner_node.node_id not in actor_nodes and len(actor_nodes) == 2  # the other two nodes
+        assert all(p["address"] for p in [placed["learner"], *placed["shards"], *placed["actors"]])
+    finally:
+        runner.close()

@@ -19,6 +19,7 @@ import ray
 from ray.exceptions import ActorDiedError, RayTaskError
 
 from textdqn.cluster.actors import LearnerActor, RolloutActor
+from textdqn.cluster.placement import Placement
 from textdqn.config import Config
 from textdqn.errors import TextDQNError
 
@@ -60,14 +61,16 @@ class Crew:
         restore_learner: Callable[[], dict | None],
         actor_env_steps: list[int] | None,
         learner_gpus: float,
+        placement: Placement,
     ) -> None:
         self.config = config
         self._spaces, self._shards, self._store = spaces, shards, store
         self._restore_learner = restore_learner
+        self.placement = placement
         self._learner_cls = ray.remote(LearnerActor).options(
-            num_cpus=config.learner.num_cpus, num_gpus=learner_gpus, max_concurrency=2
+            num_cpus=config.learner.num_cpus, num_gpus=learner_gpus, max_concurrency=2, **placement.learner()
         )
-        self._actor_cls = ray.remote(RolloutActor).options(num_cpus=config.actors.num_cpus)
+        self._actor_cls = ray.remote(RolloutActor)
         self.learner_restarts = 0
         self.learner = self._start_learner(learner_state, min_version=-1)
         n = config.actors.num_actors
@@ -108,7 +111,8 @@ class Crew:
 
     def _start_actor(self, i: int):
         seed = self.config.run.seed * 7919 + i + 100_003 * self.restarts[i]
-        return self._actor_cls.remote(self.config, i, self._shards, self._store, seed, self.env_steps[i])
+        actor_cls = self._actor_cls.options(num_cpus=self.config.actors.num_cpus, **self.placement.actor(i))
+        return actor_cls.remote(self.config, i, self._shards, self._store, seed, self.env_steps[i])
 
     def replace_actor(self, i: int, error: Exception) -> bool:
         """Replace dead rollout actor i (False: it is past its budget and dropped)."""

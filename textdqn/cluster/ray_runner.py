@@ -21,6 +21,7 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError,
 
 from textdqn.cluster.actors import ParameterStore
 from textdqn.cluster.crew import Crew, get_or_raise_cause
+from textdqn.cluster.placement import Placement, where
 from textdqn.cluster.progress import Progress
 from textdqn.cluster.replay_service import RayShards, make_shards
 from textdqn.cluster.runtime import init_ray, kill_actors, shutdown_ray
@@ -75,10 +76,12 @@ class RayRunner:
             spaces = (env.observation_space, env.action_space)
             check_warm_start(config, env.has_wrapper_attr("rule_action"))
             env.close()
+            placement = Placement(config.cluster)
             self.shards = make_shards(
                 config.replay,
                 seed=seed,
                 max_restarts=config.replay.shard_max_restarts,
+                placement=placement.shard(),
                 **(storage_options or {}),
             )
             get_or_raise_cause(
@@ -104,7 +107,9 @@ class RayRunner:
                 restore_learner or (lambda: learner_state),
                 actor_env_steps,
                 _learner_gpus(config),
+                placement,
             )
+            self.placement = self._record_placement()
             self._calls: dict = {}  # ObjectRef -> ("actor", index) | ("learner", None)
             for i in self.crew.actors:
                 self._submit_actor(i)
@@ -112,6 +117,23 @@ class RayRunner:
         except BaseException:  # a start that fails (or Ctrl-C) leaves no actor or Ray behind
             self.close()
             raise
+
+    def _record_placement(self) -> dict:
+        """Where each component runs (node id and address, GPUs), logged and kept for summary.json."""
+        found = {
+            "learner": where(self.crew.learner),
+            "shards": [where(s) for s in self.shards],
+            "actors": [where(a) for a in self.crew.actors.values()],
+        }
+        learner = found["learner"]
+        log.info(
+            "placement: learner on %s (GPUs %s); shards on %s; actors on %s",
+            learner["address"] or learner["node"][:8],
+            learner["gpus"] or "none",
+            sorted({s["node"][:8] for s in found["shards"]}),
+            sorted({a["node"][:8] for a in found["actors"]}),
+        )
+        return found
 
     def _submit_actor(self, i: int) -> None:
         self._calls[self.crew.actors[i].run.remote(self.config.actors.steps_per_call)] = ("actor", i)

@@ -30,12 +30,18 @@ _SHARD_LOST = (RayActorError, ActorDiedError, ActorUnavailableError)
 
 
 def make_shards(
-    config: ReplayConfig, seed: int = 0, name_prefix: str | None = None, max_restarts: int = 0, **extra
+    config: ReplayConfig,
+    seed: int = 0,
+    name_prefix: str | None = None,
+    max_restarts: int = 0,
+    placement: dict | None = None,
+    **extra,
 ) -> list:
     """Start `config.num_shards` ReplayShard actors with fractional CPUs; returns their handles.
 
     `max_restarts`: times Ray restarts a shard whose process died (it reruns the
-    constructor, which reloads a durable shard's items). `extra` reaches shard_arguments.
+    constructor, which reloads a durable shard's items). `placement`: Ray options from
+    Placement.shard() (SPREAD when not given). `extra` reaches shard_arguments.
     """
     shard_actor = ray.remote(ReplayShard)
     shards = []
@@ -45,6 +51,7 @@ def make_shards(
             "max_concurrency": _SHARD_CONCURRENCY,
             "scheduling_strategy": "SPREAD",
             "max_restarts": max_restarts,
+            **(placement or {}),
         }
         if name_prefix:
             options["name"] = f"{name_prefix}-shard-{i}"

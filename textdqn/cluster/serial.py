@@ -74,6 +74,11 @@ class SerialRunner:
     learner_restarts = 0  # one process: a dead learner is a dead run
 
     @property
+    def placement(self) -> dict:
+        """Everything runs in this process."""
+        return {"mode": "serial"}
+
+    @property
     def actor_env_steps(self) -> list[int]:
         """Env steps each actor has made (its ε schedule's position), for checkpoints."""
         return [actor.worker.env_steps for actor in self.actors]

@@ -357,6 +357,7 @@ def _supervise(config: Config, run: RunDirectory, runner, counters: _Counters, l
         "learner_restarts": counters.learner_restarts,
         **agg.totals(),
         "replay_at_start": replay_at_start,
+        "placement": runner.placement,
         **({"error": str(failure)} if failure else {}),
         "config": to_dict(without_secrets(config)),
     }
