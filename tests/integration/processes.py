@@ -108,5 +108,19 @@ def finish(proc: subprocess.Popen, timeout: float) -> int:
         kill_all(pid for pid in tree if alive(pid))
 
 
+def wait_until(ready, proc: subprocess.Popen, run_dir: Path, timeout: float = 120) -> None:
+    """Poll `ready()` until it holds; fail with the run's log if `proc` ends or time runs out."""
+    deadline = time.time() + timeout
+    while not ready():
+        assert time.time() < deadline and proc.poll() is None, log_of(run_dir)
+        time.sleep(0.5)
+
+
+def metric_rows(run_dir: Path) -> int:
+    """Rows the run has written to metrics.csv so far."""
+    path = run_dir / "metrics.csv"
+    return len(path.read_text().splitlines()) - 1 if path.exists() else 0
+
+
 def log_of(run_dir: Path) -> str:
     return Path(f"{run_dir}.log").read_text(errors="replace")

@@ -12,6 +12,17 @@ from textdqn.config import load_config  # noqa: E402
 pytestmark = pytest.mark.integration
 
 
+def _assert_training_progresses(runner, updates: int = 20, slices: int = 30) -> None:
+    """Step the runner until the learner passes `updates` with transitions in the replay."""
+    done = 0
+    for _ in range(slices):
+        progress = runner.step(1.0)
+        done = max(done, progress.learner.total_updates)
+        if done > updates:
+            break
+    assert done > updates and sum(i.inserts for i in progress.replay) > 0
+
+
 @pytest.fixture
 def two_nodes():
     if ray.is_initialized():  # the session's local Ray would hide the cluster
@@ -32,13 +43,7 @@ def test_runner_joins_a_cluster_and_spreads_shards(two_nodes):
     )
     runner = RayRunner(config, address=two_nodes.address)
     try:
-        updates = 0
-        for _ in range(20):
-            progress = runner.step(1.0)
-            updates = max(updates, progress.learner.total_updates)
-            if updates > 20:
-                break
-        assert updates > 20 and sum(i.inserts for i in progress.replay) > 0
+        _assert_training_progresses(runner)
         node_of = lambda shard: shard.__ray_call__.remote(lambda _: ray.get_runtime_context().get_node_id())  # noqa: E731
         shard_nodes = set(ray.get([node_of(s) for s in runner.shards]))
         assert len(shard_nodes) == 2  # SPREAD: one shard on each node
@@ -74,13 +79,7 @@ def test_the_learner_lands_on_the_learner_node_and_shards_and_actors_spread(thre
     )
     runner = RayRunner(config, address=cluster.address)
     try:
-        updates = 0
-        for _ in range(30):
-            progress = runner.step(1.0)
-            updates = max(updates, progress.learner.total_updates)
-            if updates > 20:
-                break
-        assert updates > 20 and sum(i.inserts for i in progress.replay) > 0  # training makes progress
+        _assert_training_progresses(runner)
         placed = runner.placement
         assert placed["learner"]["node"] == learner_node.node_id
         assert len({s["node"] for s in placed["shards"]}) == 2  # on distinct nodes

@@ -143,10 +143,7 @@ def test_a_killed_driver_resumes_with_the_replay_it_held(tmp_path, storage):
         options += ["--set", "replay.storage=redis", "--set", "replay.redis_url=local"]
     proc = processes.train(run, *options)
     try:
-        deadline = time.time() + 120
-        while not (run / "checkpoints" / "latest.json").exists():
-            assert time.time() < deadline and proc.poll() is None, processes.log_of(run)
-            time.sleep(0.5)
+        processes.wait_until((run / "checkpoints" / "latest.json").exists, proc, run)
         time.sleep(3)
         tree = processes.descendants(proc.pid)
         os.kill(proc.pid, signal.SIGKILL)
@@ -178,10 +175,7 @@ def test_killing_redis_ends_the_run_clearly_and_resume_continues(tmp_path):
     proc = processes.train(run, *options)
     try:
         redis_pid = processes.wait_for_descendant(proc.pid, "redis-server", timeout=60)
-        deadline = time.time() + 120
-        while not (run / "metrics.csv").exists() or len((run / "metrics.csv").read_text().splitlines()) < 4:
-            assert time.time() < deadline and proc.poll() is None, processes.log_of(run)
-            time.sleep(0.5)
+        processes.wait_until(lambda: processes.metric_rows(run) >= 3, proc, run)
         os.kill(redis_pid, signal.SIGKILL)
         code = processes.finish(proc, timeout=120)
     finally:

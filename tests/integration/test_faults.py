@@ -25,24 +25,12 @@ def _cli(*args: str) -> SimpleNamespace:
     return SimpleNamespace(exit_code=result.exit_code, output=" ".join(result.output.split()))
 
 
-def _wait_for(path: Path, proc, timeout: float = 120) -> None:
-    deadline = time.time() + timeout
-    while not path.exists():
-        assert time.time() < deadline and proc.poll() is None, f"no {path}"
-        time.sleep(0.5)
-
-
-def _rows(run: Path) -> int:
-    path = run / "metrics.csv"
-    return len(path.read_text().splitlines()) - 1 if path.exists() else 0
-
-
 def test_1_a_killed_learner_restarts_from_its_checkpoint_and_training_goes_on(tmp_path):
     run = tmp_path / "run"
     options = ["--set", "run.checkpoint_every_updates=300", "--set", "stop.updates=1500"]
     proc = processes.train(run, *options, "--set", "stop.target_value=1000")
     try:
-        _wait_for(run / "checkpoints" / "latest.json", proc)
+        processes.wait_until((run / "checkpoints" / "latest.json").exists, proc, run)
         learner = processes.wait_for_descendant(proc.pid, "ray::LearnerActor")
         os.kill(learner, signal.SIGKILL)
         assert processes.finish(proc, timeout=400) == 0, processes.log_of(run)
@@ -57,10 +45,7 @@ def test_2_sigterm_ends_a_run_like_ctrl_c_with_checkpoint_and_summary(tmp_path):
     run = tmp_path / "run"
     proc = processes.train(run, "--set", "stop.target_value=1000")
     try:
-        deadline = time.time() + 120
-        while _rows(run) < 3:
-            assert time.time() < deadline and proc.poll() is None, processes.log_of(run)
-            time.sleep(0.5)
+        processes.wait_until(lambda: processes.metric_rows(run) >= 3, proc, run)
         tree = processes.descendants(proc.pid)
         proc.send_signal(signal.SIGTERM)
         code = processes.finish(proc, timeout=120)
