@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import ray
-from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayError
+from ray.exceptions import RayActorError, RayError
 
 from textdqn.cluster.actors import ParameterStore
 from textdqn.cluster.crew import Crew, get_or_raise_cause
@@ -32,7 +32,6 @@ from textdqn.learner.loop import LearnerStats
 from textdqn.types import ShardInfo
 
 log = logging.getLogger(__name__)
-_ACTOR_LOST = (RayActorError, ActorDiedError, ActorUnavailableError)
 
 
 def _logical_cpus(config: Config) -> int:
@@ -161,13 +160,13 @@ class RayRunner:
                 if kind == "learner":
                     try:
                         progress.learner.merge(get_or_raise_cause(ref))
-                    except _ACTOR_LOST as e:
+                    except RayActorError as e:  # the process died or is restarting (ActorDiedError, ...)
                         self._restart_learner(e)
                     self._submit_learner()
                     continue
                 try:
                     stats = get_or_raise_cause(ref)
-                except _ACTOR_LOST as e:
+                except RayActorError as e:
                     progress.actor_restarts += 1
                     if not self.crew.replace_actor(index, e):
                         continue
@@ -189,7 +188,7 @@ class RayRunner:
         """A call on the learner; a dead learner is restarted first (its train call re-issued)."""
         try:
             return get_or_raise_cause(getattr(self.crew.learner, method).remote())
-        except _ACTOR_LOST as e:
+        except RayActorError as e:
             self._restart_learner(e)
             self._submit_learner()
             return get_or_raise_cause(getattr(self.crew.learner, method).remote())

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import ray
-from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+from ray.exceptions import RayActorError
 
 from textdqn.config import ReplayConfig
 from textdqn.errors import ShardUnavailable
@@ -26,7 +26,6 @@ from textdqn.types import ShardInfo
 # Threads per shard actor: requests blocked by the rate limiter (samples waiting for
 # inserts, or the reverse) must never take every thread, or the other side could not run.
 _SHARD_CONCURRENCY = 32
-_SHARD_LOST = (RayActorError, ActorDiedError, ActorUnavailableError)
 
 
 def make_shards(
@@ -89,5 +88,5 @@ class RayShards:
     def result(self, future: ray.ObjectRef) -> Any:
         try:
             return ray.get(future)
-        except _SHARD_LOST as e:
+        except RayActorError as e:  # died or restarting: ActorDiedError, ActorUnavailableError
             raise ShardUnavailable(f"replay shard unavailable ({type(e).__name__})") from e
