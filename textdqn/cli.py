@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -16,7 +18,8 @@ bench_app = typer.Typer(help="Throughput benchmarks, each against its peers in t
 replay_app = typer.Typer(help="Look into replay checkpoints.")
 app.add_typer(bench_app, name="bench")
 app.add_typer(replay_app, name="replay")
-console = Console()
+# Piped or redirected output keeps wide benchmark tables whole (Rich would assume 80 columns).
+console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160)
 
 
 def _report(table: Table, result: dict, json_path: Path | None) -> None:
@@ -272,6 +275,79 @@ def bench_lm_learner(
     except TextDQNError as e:
         _fail(e)
     _report(lm_table(result), result, json_path)
+
+
+def _counts(text: str, option: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        counts = ()
+    if not counts or min(counts) < 1:
+        raise ConfigError(
+            f"{option} takes positive whole numbers separated by commas (e.g. 1,2,4), got {text!r}"
+        )
+    return tuple(sorted(set(counts)))
+
+
+@bench_app.command("scaling")
+def bench_scaling(
+    config: Annotated[Path, typer.Argument(help="The config to scale, e.g. configs/cartpole.yaml.")],
+    actors: Annotated[str, typer.Option(help="Rollout actor counts, comma-separated.")] = "1,2,4,8",
+    shards: Annotated[str, typer.Option(help="Replay shard counts, comma-separated.")] = "1,2,4",
+    seconds: Annotated[float, typer.Option(help="Measuring window of each cell, in seconds.")] = 20.0,
+    warmup: Annotated[
+        float, typer.Option(help="Seconds before the window (after replay fills and warm starts end).")
+    ] = 10.0,
+    address: Annotated[
+        str | None, typer.Option(help="Measure on a running Ray cluster ('auto' inside one).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Directory for scaling.csv and scaling.png.")] = None,
+    no_learner: Annotated[
+        bool, typer.Option("--no-learner", help="Actors and shards alone (no sampling, no limiter).")
+    ] = False,
+    project: Annotated[
+        int, typer.Option(help="Also project throughput on up to this many CPU nodes (0: no projection).")
+    ] = 0,
+    node_cores: Annotated[int, typer.Option(help="Cores of each projected CPU node.")] = 16,
+    node_gbps: Annotated[float, typer.Option(help="Network link of each projected node, Gbit/s.")] = 10.0,
+    learner_updates_per_s: Annotated[
+        float | None,
+        typer.Option(help="Project with this learner rate (e.g. from bench learner --device cuda)."),
+    ] = None,
+    from_csv: Annotated[
+        Path | None, typer.Option(help="Re-tabulate, re-plot and project an earlier scaling.csv.")
+    ] = None,
+    overrides: Overrides = None,
+) -> None:
+    """Steady-state throughput over actor and shard counts, each cell a fresh run of the real
+    system; writes scaling.csv and scaling.png and prints the table (and a projection).
+
+    Example: `textdqn bench scaling configs/cartpole.yaml --actors 1,2,4 --shards 1,2 --no-learner`."""
+    from textdqn.bench import projection
+    from textdqn.bench.scaling_bench import ScalingSettings, plot_scaling, read_csv, run_scaling, write_csv
+    from textdqn.bench.tables import projection_table, scaling_table
+
+    try:
+        if from_csv:
+            rows, out_dir = read_csv(from_csv), out or from_csv.parent
+        else:
+            settings = ScalingSettings(
+                config=str(config), actors=_counts(actors, "--actors"), shards=_counts(shards, "--shards"),
+                seconds=seconds, warmup_s=warmup, with_learner=not no_learner, address=address,
+                overrides=tuple(overrides or ()),
+            )  # fmt: skip
+            out_dir = out or Path("runs") / f"scaling-{config.stem}{'-no-learner' if no_learner else ''}"
+            rows = run_scaling(settings, log=lambda m: console.print(m, style="dim"))
+            console.print(f"wrote {write_csv(rows, out_dir / 'scaling.csv')}")
+    except TextDQNError as e:
+        _fail(e)
+    console.print(f"wrote {plot_scaling(rows, out_dir / 'scaling.png')}")
+    console.print(scaling_table(rows))
+    if project:
+        costs = projection.unit_costs(rows, learner_updates_per_s)
+        shape = projection.NodeShape(cores=node_cores, gbps=node_gbps)
+        projected = projection.project(costs, shape, project)
+        console.print(projection_table(projected, node_cores, node_gbps, projection.saturation(projected)))
 
 
 @replay_app.command("inspect")

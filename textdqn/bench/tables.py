@@ -112,3 +112,61 @@ def lm_table(result: dict) -> Table:
     if len(rows) == 2 and rows[0]["updates_per_s"]:
         table.caption = f"bf16 / fp32 updates/s: {rows[1]['updates_per_s'] / rows[0]['updates_per_s']:.2f}x"
     return table
+
+
+def scaling_table(rows: list[dict]) -> Table:
+    """bench scaling: one row per (shards, actors) cell, steady-state rates and CPU cores used."""
+    learner = any(r["learner"] for r in rows)
+    title = f"scaling: {rows[0]['config']}{'' if learner else ', no learner'} (steady state)"
+    table = Table(title=title)
+    columns = ["shards", "actors", "env steps/s", "efficiency", "inserts/s", "samples/s"]
+    if learner:
+        columns += ["updates/s", "learner util", "lag"]
+    columns += ["CPU actors", "CPU shards", *(["CPU learner"] if learner else []), "CPU store", "CPU driver"]
+    columns += ["CPU ray"]
+    for col in columns:
+        table.add_column(col, justify="right")
+    for r in sorted(rows, key=lambda r: (r["shards"], r["actors"])):
+        cells = [
+            str(r["shards"]),
+            str(r["actors"]),
+            _fmt(r["env_steps_per_s"]),
+            _optional(r["efficiency"], ".2f"),
+            _fmt(r["inserts_per_s"]),
+            _fmt(r["samples_per_s"]),
+        ]
+        if learner:
+            util = r["learner_utilization"]
+            cells += [
+                _optional(r["updates_per_s"], ".1f"),
+                "-" if util is None else f"{100 * util:.0f}%",
+                _optional(r["policy_lag_mean"], ".2f"),
+            ]
+        cells += [f"{r['cpu_actors']:.2f}", f"{r['cpu_shards']:.2f}",
+                  *([_optional(r["cpu_learner"], ".2f")] if learner else []),
+                  f"{r['cpu_store']:.2f}", f"{r['cpu_driver']:.2f}",
+                  _optional(r["cpu_ray_system"], ".2f")]  # fmt: skip
+        table.add_row(*cells)
+    table.caption = (
+        f"efficiency: rate(k) / ((k/k0)·rate(k0)) per shard count, k0 the fewest actors; CPU in cores "
+        f"(CPU-s per s) summed per component, host {rows[0]['host_cores']} cores, "
+        f"{rows[0]['window_s']:.0f}s windows"
+    )
+    return table
+
+
+def projection_table(rows: list[dict], cores: int, gbps: float, summary: str) -> Table:
+    """bench scaling --project: every component's bound in env steps/s, per node count."""
+    from textdqn.bench.projection import BOUNDS
+
+    table = Table(title=f"projection: CPU nodes of {cores} cores, {gbps:g} Gbit/s links (env steps/s)")
+    table.add_column("nodes", justify="right")
+    table.add_column("actors, shards", justify="right")
+    for col in (*(f"{b} bound" for b in BOUNDS), "projected", "binds"):
+        table.add_column(col, justify="left" if col == "binds" else "right")
+    for r in rows:
+        bounds = ["-" if r[b] == float("inf") else _fmt(r[b]) for b in BOUNDS]
+        layout = f"{r['num_actors']}, {r['num_shards']}"
+        table.add_row(str(r["nodes"]), layout, *bounds, _fmt(r["projected"]), r["binds"])
+    table.caption = summary
+    return table

@@ -22,17 +22,34 @@ ParameterStore = LatestWeights
 
 
 class StoreWeights:
-    """WeightSource and WeightSink over the ParameterStore actor."""
+    """WeightSource and WeightSink over the ParameterStore actor.
+
+    `latest` waits for the store only while the caller has no weights yet. After that it
+    answers from the store's reply to the previous check, asked for in the background, and
+    asks again: a rollout actor's weight check costs no round trip, and new weights reach
+    it one check later (counted in its policy lag like any other delay)."""
 
     def __init__(self, store) -> None:
         self.store = store
+        self._asked: ray.ObjectRef | None = None  # the check in flight
+        self._known = -1  # the newest version the store has reported
 
     def publish(self, version: int, weights: dict[str, np.ndarray]) -> None:
         self.store.publish.remote(version, [ray.put(weights)])
 
     def latest(self, have_version: int = -1) -> tuple[int, dict[str, np.ndarray] | None]:
-        version, refs = ray.get(self.store.latest.remote(have_version))
-        return version, (None if refs is None else ray.get(refs[0]))
+        if have_version < 0:
+            version, refs = ray.get(self.store.latest.remote(have_version))
+        elif self._asked is None or not ray.wait([self._asked], timeout=0)[0]:
+            self._asked = self._asked or self.store.latest.remote(have_version)
+            return max(self._known, have_version), None
+        else:
+            version, refs = ray.get(self._asked)
+            self._asked = self.store.latest.remote(max(version, have_version))
+        self._known = max(self._known, version)
+        if refs is None or version <= have_version:
+            return max(version, have_version), None
+        return version, ray.get(refs[0])
 
 
 class RolloutActor:

@@ -22,6 +22,7 @@ from textdqn.cluster.actors import LearnerActor, RolloutActor
 from textdqn.cluster.placement import Placement
 from textdqn.config import Config
 from textdqn.errors import TextDQNError
+from textdqn.networks import make_q_network, state_to_numpy
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,10 @@ class Crew:
         actor_env_steps: list[int] | None,
         learner_gpus: float,
         placement: Placement,
+        with_learner: bool = True,
     ) -> None:
+        """`with_learner=False` (bench scaling --no-learner): no learner; the initial weights
+        of a fresh network are published instead, so the actors act as they would."""
         self.config = config
         self._spaces, self._shards, self._store = spaces, shards, store
         self._restore_learner = restore_learner
@@ -72,7 +76,10 @@ class Crew:
         )
         self._actor_cls = ray.remote(RolloutActor)
         self.learner_restarts = 0
-        self.learner = self._start_learner(learner_state, min_version=-1)
+        self.learner = self._start_learner(learner_state, min_version=-1) if with_learner else None
+        if not with_learner:
+            initial = state_to_numpy(make_q_network(*spaces, config.network))
+            ray.get(store.publish.remote(0, [ray.put(initial)]))
         n = config.actors.num_actors
         self.env_steps = list(actor_env_steps or [0] * n)
         self.restarts = [0] * n
@@ -142,7 +149,7 @@ class Crew:
         return True
 
     def handles(self) -> list:
-        return [*self.actors.values(), self.learner]
+        return [*self.actors.values(), *([self.learner] if self.learner else [])]
 
 
 def _first_line(error: Exception) -> str:

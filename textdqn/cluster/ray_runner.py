@@ -1,7 +1,7 @@
 """Local and cluster mode: shards, parameter store, learner and rollout actors on Ray.
 
-The runner keeps one unit of work in flight on every actor (`run(steps)` on rollout
-actors, `train(seconds)` on the learner) and collects what finishes. A learner or rollout
+The runner keeps work queued on every actor (two `run(steps)` calls on each rollout actor,
+one `train(seconds)` on the learner) and collects what finishes. A learner or rollout
 actor that dies is replaced (cluster/crew.py) and its lost call re-issued; shards are
 restarted by Ray (replay.shard_max_restarts) and the replay client routes around them.
 Training goes on meanwhile.
@@ -32,6 +32,10 @@ from textdqn.learner.loop import LearnerStats
 from textdqn.types import ShardInfo
 
 log = logging.getLogger(__name__)
+
+# Calls queued on each rollout actor: the next starts as soon as one ends, instead of after
+# a round trip through the driver.
+_CALLS_PER_ACTOR = 2
 
 
 def _logical_cpus(config: Config) -> int:
@@ -64,9 +68,11 @@ class RayRunner:
         storage_options: dict | None = None,
         restore_learner: Callable[[], dict | None] | None = None,
         actor_env_steps: list[int] | None = None,
+        with_learner: bool = True,
     ) -> None:
         """`restore_learner` returns the learner state a dead learner restarts from (the
-        run's last checkpoint); `actor_env_steps` the env steps each actor had made (resume)."""
+        run's last checkpoint); `actor_env_steps` the env steps each actor had made (resume);
+        `with_learner=False` runs the actors and shards alone (bench scaling --no-learner)."""
         self.config = config
         self._started_ray = init_ray(address=address, num_cpus=None if address else _logical_cpus(config))
         try:
@@ -107,11 +113,12 @@ class RayRunner:
                 actor_env_steps,
                 _learner_gpus(config),
                 placement,
+                with_learner,
             )
             self.placement = self._record_placement()
-            self._calls: dict = {}  # ObjectRef -> ("actor", index) | ("learner", None)
+            self._calls: dict = {}  # ObjectRef -> ("actor", index, handle) | ("learner", None, handle)
             for i in self.crew.actors:
-                self._submit_actor(i)
+                self._submit_actor(i, _CALLS_PER_ACTOR)
             self._submit_learner()
         except BaseException:  # a start that fails (or Ctrl-C) leaves no actor or Ray behind
             self.close()
@@ -119,8 +126,9 @@ class RayRunner:
 
     def _record_placement(self) -> dict:
         """Where each component runs (node id and address, GPUs), logged and kept for summary.json."""
+        learner = self.crew.learner
         found = {
-            "learner": where(self.crew.learner),
+            "learner": where(learner) if learner else {"node": "", "address": "", "gpus": []},
             "shards": [where(s) for s in self.shards],
             "actors": [where(a) for a in self.crew.actors.values()],
         }
@@ -134,11 +142,16 @@ class RayRunner:
         )
         return found
 
-    def _submit_actor(self, i: int) -> None:
-        self._calls[self.crew.actors[i].run.remote(self.config.actors.steps_per_call)] = ("actor", i)
+    def _submit_actor(self, i: int, calls: int = 1) -> None:
+        actor = self.crew.actors[i]
+        for _ in range(calls):
+            self._calls[actor.run.remote(self.config.actors.steps_per_call)] = ("actor", i, actor)
 
     def _submit_learner(self) -> None:
-        self._calls[self.crew.learner.train.remote(self.config.run.log_every_s)] = ("learner", None)
+        if self.crew.learner is None:
+            return
+        learner = self.crew.learner
+        self._calls[learner.train.remote(self.config.run.log_every_s)] = ("learner", None, learner)
 
     @property
     def learner_restarts(self) -> int:
@@ -156,7 +169,7 @@ class RayRunner:
         while (remaining := deadline - time.perf_counter()) > 0:
             ready, _ = ray.wait(list(self._calls), num_returns=1, timeout=remaining)
             for ref in ready:
-                kind, index = self._calls.pop(ref)
+                kind, index, handle = self._calls.pop(ref)
                 if kind == "learner":
                     try:
                         progress.learner.merge(get_or_raise_cause(ref))
@@ -167,15 +180,17 @@ class RayRunner:
                 try:
                     stats = get_or_raise_cause(ref)
                 except RayActorError as e:
-                    progress.actor_restarts += 1
-                    if not self.crew.replace_actor(index, e):
+                    if self.crew.actors.get(index) is not handle:  # the other call of one replaced
                         continue
-                else:
-                    progress.rollouts.append(stats)
-                    self.crew.env_steps[index] += stats.env_steps
+                    progress.actor_restarts += 1
+                    if self.crew.replace_actor(index, e):
+                        self._submit_actor(index, _CALLS_PER_ACTOR)
+                    continue
+                progress.rollouts.append(stats)
+                self.crew.env_steps[index] += stats.env_steps
                 self._submit_actor(index)
         progress.replay = self.replay_info()
-        counters = self._learner_call("counters")
+        counters = self._learner_call("counters") if self.crew.learner else {}
         progress.counters = {**counters, "shards_down": self._shards_down, "actors": len(self.crew.actors)}
         progress.learner_restarts = self.crew.learner_restarts
         return progress
