@@ -344,7 +344,10 @@ def bench_scaling(
     console.print(f"wrote {plot_scaling(rows, out_dir / 'scaling.png')}")
     console.print(scaling_table(rows))
     if project:
-        costs = projection.unit_costs(rows, learner_updates_per_s)
+        try:
+            costs = projection.unit_costs(rows, learner_updates_per_s)
+        except TextDQNError as e:
+            _fail(e)
         shape = projection.NodeShape(cores=node_cores, gbps=node_gbps)
         projected = projection.project(costs, shape, project)
         console.print(projection_table(projected, node_cores, node_gbps, projection.saturation(projected)))

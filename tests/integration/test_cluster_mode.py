@@ -88,3 +88,19 @@ def test_the_learner_lands_on_the_learner_node_and_shards_and_actors_spread(thre
         assert all(p["address"] for p in [placed["learner"], *placed["shards"], *placed["actors"]])
     finally:
         runner.close()
+
+
+def test_bench_scaling_runs_unchanged_on_a_cluster(three_nodes, tmp_path):
+    from typer.testing import CliRunner
+
+    from textdqn.bench.scaling_bench import read_csv
+    from textdqn.cli import app
+
+    cluster, _ = three_nodes
+    args = ["bench", "scaling", "configs/cartpole.yaml", "--actors", "2", "--shards", "2", "--seconds", "3"]
+    args += ["--warmup", "1", "--address", cluster.address, "--out", str(tmp_path)]
+    result = CliRunner().invoke(app, [*args, "--set", "replay.rate_limiter.min_size_to_sample=200"])
+    assert result.exit_code == 0, result.output
+    (row,) = read_csv(tmp_path / "scaling.csv")
+    assert row["nodes"] == 3 and row["env_steps_per_s"] > 0 and row["updates_per_s"] > 0
+    assert row["cpu_actors"] > 0 and row["cpu_ray_system"] is None  # only measured for local Ray

@@ -12,11 +12,13 @@ _SMALL = ["--seconds", "3", "--warmup", "1", "--set", "replay.rate_limiter.min_s
 
 
 def test_scaling_with_a_learner_writes_csv_png_table_and_projection(tmp_path):
-    args = ["bench", "scaling", "configs/cartpole.yaml", "--actors", "1,2", "--shards", "1"]
+    # Four shards: mass-proportional sampling once starved one shard's rate limiter while
+    # the sampler's requests waited on the others, and every cell stalled.
+    args = ["bench", "scaling", "configs/cartpole.yaml", "--actors", "1,2", "--shards", "4"]
     result = CliRunner().invoke(app, [*args, *_SMALL, "--out", str(tmp_path), "--project", "4"])
     assert result.exit_code == 0, result.output
     rows = read_csv(tmp_path / "scaling.csv")
-    assert [(r["actors"], r["shards"]) for r in rows] == [(1, 1), (2, 1)]
+    assert [(r["actors"], r["shards"]) for r in rows] == [(1, 4), (2, 4)]
     for r in rows:
         assert r["env_steps_per_s"] > 0 and r["updates_per_s"] > 0 and r["samples_per_s"] > 0
         assert 0.5 < r["inserts_per_s"] / r["env_steps_per_s"] < 2  # one n-step transition per step

@@ -34,10 +34,6 @@ def _small_config(**stop):
     return dataclasses.replace(cfg, stop=dataclasses.replace(cfg.stop, **stop))
 
 
-def _pid(ray, handle) -> int:
-    return ray.get(handle.__ray_call__.remote(lambda _: os.getpid()))
-
-
 def test_local_mode_flows_and_survives_a_killed_actor(ray_local):
     ray = ray_local
     runner = RayRunner(_small_config())
@@ -55,7 +51,7 @@ def test_local_mode_flows_and_survives_a_killed_actor(ray_local):
                 lag_means.append(sum(r.lag_sum for r in p.rollouts) / lag_n)
             if not killed and p.learner.total_updates > 50:
                 steps_before = runner.actor_env_steps[0]
-                os.kill(_pid(ray, runner.crew.actors[0]), signal.SIGKILL)
+                os.kill(ray.get(runner.crew.actors[0].status.remote())["pid"], signal.SIGKILL)
                 killed, updates_at_kill = True, p.learner.total_updates
             if killed and restarts and p.learner.total_updates > updates_at_kill + 50 and len(versions) > 3:
                 break
@@ -64,7 +60,7 @@ def test_local_mode_flows_and_survives_a_killed_actor(ray_local):
         assert p.learner.total_updates > updates_at_kill + 50  # ...and training went on
         # The replacement continues its predecessor's env step count (its ε schedule).
         replacement = runner.crew.actors[0]
-        assert ray.get(replacement.__ray_call__.remote(lambda a: a.actor.worker.env_steps)) >= steps_before
+        assert ray.get(replacement.status.remote())["env_steps"] >= steps_before
         assert max(versions) > 1  # actors picked up published weights
         assert max(lag_means) <= 10  # publish periods
         version, weights = runner.latest_weights()

@@ -19,7 +19,7 @@ from textdqn.types import RolloutStats
 class LatestWeights:
     """The newest published (version, payload), for WeightSink and WeightSource.
 
-    Serial mode keeps numpy weights in it; on Ray, the ParameterStore actor is this class
+    Serial mode keeps numpy weights in it; on Ray, the ParameterStore actor keeps one
     holding [ObjectRef] (a list, so Ray passes the reference, not the weights).
     """
 

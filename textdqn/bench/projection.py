@@ -31,6 +31,8 @@ import statistics
 
 import numpy as np
 
+from textdqn.errors import TextDQNError
+
 BOUNDS = ("actors", "shards", "learner", "driver", "parameter store", "network")
 
 
@@ -76,7 +78,11 @@ def per_unit(units, cpu) -> float:
 
 
 def unit_costs(rows: list[dict], learner_updates_per_s: float | None = None) -> UnitCosts:
-    """Unit costs from the rows of one config (with or without a learner)."""
+    """Unit costs from the rows of one config (with or without a learner); cells that made
+    no progress (a stall) say nothing about unit costs and are left out."""
+    rows = [r for r in rows if r["env_steps_per_s"] > 0 and r["inserts_per_s"] > 0]
+    if not rows:
+        raise TextDQNError("no measured cell made progress, so there is nothing to project from")
     first = rows[0]
     with_learner = [r for r in rows if r.get("updates_per_s") and r.get("learner_utilization")]
     if learner_updates_per_s is None and with_learner:

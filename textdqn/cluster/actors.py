@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import threading
+import time
 
 import numpy as np
 import ray
@@ -17,22 +20,43 @@ from textdqn.learner.prefetch import PrefetchingSampler
 from textdqn.replay_server.client import ShardedWriter, make_sampler
 from textdqn.types import RolloutStats
 
-# The parameter store holds [ObjectRef] of the newest weights (one `ray.put` by the learner).
-ParameterStore = LatestWeights
+
+class ParameterStore:
+    """The newest weights on Ray: a version and [ObjectRef] (one `ray.put` by the learner).
+
+    An asyncio actor: `newer_than(v)` answers only once a version newer than v is
+    published (a long poll), so rollout actors waiting for weights cost it nothing
+    between versions, however often they check."""
+
+    def __init__(self) -> None:
+        self._weights = LatestWeights()
+        self._published = asyncio.Event()
+
+    async def publish(self, version: int, payload: list) -> None:  # async: all on the event loop
+        self._weights.publish(version, payload)
+        self._published.set()  # wakes every waiter; later ones wait on a fresh event
+        self._published = asyncio.Event()
+
+    async def latest(self, have_version: int = -1) -> tuple[int, list | None]:
+        return self._weights.latest(have_version)
+
+    async def newer_than(self, have_version: int) -> tuple[int, list | None]:
+        while self._weights.version <= have_version:
+            await self._published.wait()
+        return self._weights.latest(have_version)
 
 
 class StoreWeights:
     """WeightSource and WeightSink over the ParameterStore actor.
 
-    `latest` waits for the store only while the caller has no weights yet. After that it
-    answers from the store's reply to the previous check, asked for in the background, and
-    asks again: a rollout actor's weight check costs no round trip, and new weights reach
-    it one check later (counted in its policy lag like any other delay)."""
+    `latest` waits for the store only while the caller has no weights yet. After that one
+    `newer_than` request is always in flight, and a check only looks whether it has been
+    answered (no round trip): new weights are taken at the first check after they are
+    published, and the transitions made meanwhile count as lagging one version."""
 
     def __init__(self, store) -> None:
         self.store = store
-        self._asked: ray.ObjectRef | None = None  # the check in flight
-        self._known = -1  # the newest version the store has reported
+        self._asked: ray.ObjectRef | None = None  # the newer_than request in flight
 
     def publish(self, version: int, weights: dict[str, np.ndarray]) -> None:
         self.store.publish.remote(version, [ray.put(weights)])
@@ -41,12 +65,11 @@ class StoreWeights:
         if have_version < 0:
             version, refs = ray.get(self.store.latest.remote(have_version))
         elif self._asked is None or not ray.wait([self._asked], timeout=0)[0]:
-            self._asked = self._asked or self.store.latest.remote(have_version)
-            return max(self._known, have_version), None
+            self._asked = self._asked or self.store.newer_than.remote(have_version)
+            return have_version, None
         else:
             version, refs = ray.get(self._asked)
-            self._asked = self.store.latest.remote(max(version, have_version))
-        self._known = max(self._known, version)
+            self._asked = self.store.newer_than.remote(version)
         if refs is None or version <= have_version:
             return max(version, have_version), None
         return version, ray.get(refs[0])
@@ -66,6 +89,17 @@ class RolloutActor:
 
     def run(self, num_env_steps: int) -> RolloutStats:
         return self.actor.run(num_env_steps)
+
+    @ray.method(concurrency_group="inspect")
+    def status(self) -> dict:
+        """Answered on its own thread, beside a running `run` (whose inserts may be waiting
+        for the learner): pid, CPU seconds and monotonic seconds of this process, env steps."""
+        return {
+            "pid": os.getpid(),
+            "cpu_s": time.process_time(),
+            "wall_s": time.monotonic(),
+            "env_steps": self.actor.worker.env_steps,
+        }
 
 
 class LearnerActor:

@@ -74,7 +74,7 @@ class Crew:
         self._learner_cls = ray.remote(LearnerActor).options(
             num_cpus=config.learner.num_cpus, num_gpus=learner_gpus, max_concurrency=2, **placement.learner()
         )
-        self._actor_cls = ray.remote(RolloutActor)
+        self._actor_cls = ray.remote(concurrency_groups={"inspect": 1})(RolloutActor)
         self.learner_restarts = 0
         self.learner = self._start_learner(learner_state, min_version=-1) if with_learner else None
         if not with_learner:

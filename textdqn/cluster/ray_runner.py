@@ -74,7 +74,7 @@ class RayRunner:
         run's last checkpoint); `actor_env_steps` the env steps each actor had made (resume);
         `with_learner=False` runs the actors and shards alone (bench scaling --no-learner)."""
         self.config = config
-        self._started_ray = init_ray(address=address, num_cpus=None if address else _logical_cpus(config))
+        self.started_ray = init_ray(address=address, num_cpus=None if address else _logical_cpus(config))
         try:
             seed = config.run.seed
             env = make_env(config.env)  # fail fast here, with a clear error, before any actor starts
@@ -243,5 +243,5 @@ class RayRunner:
         crew = getattr(self, "crew", None)
         store = getattr(self, "store", None)
         kill_actors([*(crew.handles() if crew else []), *([store] if store else []), *shards])
-        if self._started_ray:
+        if self.started_ray:
             shutdown_ray()

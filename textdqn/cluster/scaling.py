@@ -37,12 +37,10 @@ def _clock(_actor=None) -> tuple[int, float, float]:
 
 
 def _read_clocks(runner: RayRunner) -> dict[str, dict[str, tuple]]:
-    """Per component group, per actor id: the _clock of its process. A rollout actor answers
-    after its current call, whose inserts may wait for the learner: the runner keeps
-    stepping (re-issuing work) until every answer is in."""
+    """Per component group, per actor id: (pid, CPU s, monotonic s) of its process. The
+    runner keeps stepping (re-issuing work) until every answer is in."""
     learner = runner.crew.learner
     groups = {
-        "actors": list(runner.crew.actors.values()),
         "shards": list(runner.shards),
         "store": [runner.store],
         "learner": [learner] if learner else [],
@@ -51,10 +49,12 @@ def _read_clocks(runner: RayRunner) -> dict[str, dict[str, tuple]]:
         name: {h._actor_id.hex(): h.__ray_call__.remote(_clock) for h in handles}
         for name, handles in groups.items()
     }
+    refs["actors"] = {h._actor_id.hex(): h.status.remote() for h in runner.crew.actors.values()}
     pending = [ref for ids in refs.values() for ref in ids.values()]
     while len(ray.wait(pending, num_returns=len(pending), timeout=0)[0]) < len(pending):
         runner.step(0.25)
     clocks = {name: dict(zip(ids, ray.get(list(ids.values())), strict=True)) for name, ids in refs.items()}
+    clocks["actors"] = {k: (s["pid"], s["cpu_s"], s["wall_s"]) for k, s in clocks["actors"].items()}
     clocks["driver"] = {"driver": _clock()}
     return clocks
 
@@ -133,6 +133,8 @@ def measure_cell(
         nodes = sum(1 for n in ray.nodes() if n["Alive"])
     finally:
         runner.close()
+        if runner.started_ray:  # the next cell starts on a quiet machine
+            psutil.wait_procs(psutil.Process().children(recursive=True), timeout=20)
     cores = {name: _cores(clocks0[name], clocks1[name]) for name in clocks0}
     system = sum(system1[p] - system0[p] for p in system0.keys() & system1.keys()) / window
     lag_count = sum(r.lag_count for r in rollouts)

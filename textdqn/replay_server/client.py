@@ -77,6 +77,11 @@ def shard_arguments(
 
 # A shard that answered a sample with RateLimitTimeout is not asked again for this long.
 _LIMITED_S = 0.25
+# A sample request waits at most this long in a shard whose rate limiter holds it back (the
+# actors are behind on that shard), then answers RateLimitTimeout. Requests waiting there
+# longer could take every one of the sampler's slots while another shard, whose inserts wait
+# for samples, gets none: the actors stall on that shard, and the learner on the others.
+_SAMPLE_WAIT_S = 0.05
 # The sampler waits at most this long for a reply before it fills free request slots again.
 # Without it, requests blocked on one shard's rate limiter (waiting for inserts) could hold
 # the sampler while another shard, back from a restart, waits for samples before it takes
@@ -108,7 +113,9 @@ class LocalShards:
         return len(self.shards)
 
     def call(self, index: int, method: str, *args: Any) -> _Done:
-        kwargs = {"timeout": 0.0} if method in self._NO_WAIT else {}
+        kwargs = {}
+        if method in self._NO_WAIT:  # a rate-limited call fails at once, whatever wait was asked
+            args, kwargs = args[:1], {"timeout": 0.0}
         try:
             return _Done(value=getattr(self.shards[index], method)(*args, **kwargs))
         except Exception as e:  # handed to whoever reads the future, as Ray does
@@ -271,7 +278,8 @@ class ShardedSampler:
         mass = np.where(room, np.maximum(self._mass, 0), 0.0)
         p = mass / mass.sum() if mass.sum() > 0 else room / room.sum()
         shard = int(self._rng.choice(n, p=p))
-        self._requests[self._shards.call(shard, "sample", self.batch_size * self._per_request)] = shard
+        n_items = self.batch_size * self._per_request
+        self._requests[self._shards.call(shard, "sample", n_items, _SAMPLE_WAIT_S)] = shard
 
     def _receive(self) -> None:
         """Wait for one reply and cut it into `batches_per_request` drawn batches."""
