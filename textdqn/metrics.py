@@ -33,6 +33,7 @@ __all__ = [
     "ConsoleView",
     "MetricsLogger",
     "RunDirectory",
+    "learning_curve_figure",
     "plain_line",
     "plot_learning_curve",
     "read_summary",
@@ -264,34 +265,54 @@ def plot_learning_curve(
     """Plot `metric` (and train_return_mean, dashed, when present) against env steps and
     against wall-clock seconds, side by side, with the target as a horizontal line; rows
     where a value is empty are skipped. Returns `out_png`."""
+    fig = learning_curve_figure(_read_columns(metrics_csv), target, metric)
+    fig.suptitle(f"{Path(metrics_csv).resolve().parent.name}: {metric}")
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=100)
+    return out_png
+
+
+def learning_curve_figure(data: dict[str, list], target: float | None, metric: str):
+    """The learning curve's matplotlib Figure. A metric on another scale than the training
+    return (success or coverage, 0–1) gets its own axis on the left, and the return its own
+    on the right, so neither flattens the other and the target sits on the metric's scale."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    data = _read_columns(metrics_csv)
     n = len(next(iter(data.values()), []))
+    same_scale = metric == "eval_return_mean"
     fig = Figure(figsize=(11, 4), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, 2, sharey=True)
+    legend_axes = [axes[0]]  # the first panel and, when it has one, its return axis
     for ax, x_name, x_label in zip(
         axes, ("env_steps", "wall_s"), ("env steps", "wall clock (s)"), strict=True
     ):
         xs = data.get(x_name, [None] * n)
         if metric in data:
             ax.plot(*_pairs(xs, data[metric]), "o-", markersize=3, label=metric)
-        if "train_return_mean" in data:
-            ax.plot(*_pairs(xs, data["train_return_mean"]), "--", label="train_return_mean")
         if target is not None:
             ax.axhline(target, color="grey", linestyle=":", label=f"target {target:g}")
+        if "train_return_mean" in data:
+            return_ax = ax if same_scale else ax.twinx()
+            return_ax.plot(
+                *_pairs(xs, data["train_return_mean"]), "--", color="C1", label="train_return_mean"
+            )
+            if not same_scale:
+                return_ax.set_ylabel("train_return_mean", color="C1")
+                if ax is axes[0]:
+                    legend_axes.append(return_ax)
         ax.set_xlabel(x_label)
         ax.grid(alpha=0.3)
+    values = [v for v in data.get(metric, []) if v is not None] + ([target] if target is not None else [])
+    if not same_scale and values and 0 <= min(values) and max(values) <= 1:
+        axes[0].set_ylim(-0.02, 1.02)  # a rate: its whole range
     axes[0].set_ylabel(metric)
-    if axes[0].get_legend_handles_labels()[0]:
-        axes[0].legend(loc="best")
-    fig.suptitle(f"{Path(metrics_csv).resolve().parent.name}: {metric}")
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=100)
-    return out_png
+    handles = [h for ax in legend_axes for h in ax.get_legend_handles_labels()[0]]
+    if handles:
+        axes[0].legend(handles=handles, loc="best")
+    return fig
 
 
 def _json_default(value: Any) -> Any:

@@ -17,6 +17,7 @@ from textdqn.metrics import (
     ConsoleView,
     MetricsLogger,
     RunDirectory,
+    learning_curve_figure,
     plain_line,
     plot_learning_curve,
     read_summary,
@@ -154,6 +155,25 @@ def test_plot_makes_a_png_with_or_without_eval_values(run, with_eval):
     out = plot_learning_curve(run.metrics_csv, run.plot_path, target=50.0)
     assert out == run.plot_path
     assert out.read_bytes().startswith(PNG_MAGIC) and out.stat().st_size > 1000
+
+
+def test_a_success_rate_and_the_training_return_each_get_their_own_axis():
+    data = {
+        "env_steps": [100.0, 200.0, 300.0],
+        "wall_s": [1.0, 2.0, 3.0],
+        "eval_success_rate": [None, 0.4, 0.97],
+        "train_return_mean": [-60.0, 10.0, 55.0],
+    }
+    fig = learning_curve_figure(data, target=0.95, metric="eval_success_rate")
+    rate_ax = fig.axes[0]
+    return_axes = [ax for ax in fig.axes if ax.get_ylabel() == "train_return_mean"]
+    assert rate_ax.get_ylim() == (-0.02, 1.02) and len(return_axes) == 2  # one per panel
+    assert return_axes[0].get_ylim()[0] <= -60 and return_axes[0].get_ylim()[1] >= 55
+    assert [t.get_text() for t in rate_ax.get_legend().get_texts()] == [
+        "eval_success_rate", "target 0.95", "train_return_mean"
+    ]  # fmt: skip
+    same = learning_curve_figure({**data, "eval_return_mean": [None, 5.0, 50.0]}, 40.0, "eval_return_mean")
+    assert len(same.axes) == 2  # returns share one scale: no second axis
 
 
 def test_plot_of_a_csv_with_no_rows_still_makes_a_png(run):

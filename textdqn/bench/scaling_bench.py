@@ -150,6 +150,7 @@ def plot_scaling(rows: list[dict], out_png: Path) -> Path:
         ax.axvline(cores, color="grey", linewidth=0.8, linestyle="--")
         ax.set_xlabel(f"rollout actors (dashed: {cores} cores)")
         ax.grid(alpha=0.3)
+    rate_ax.set_yscale("log")  # log-log: the ideal linear line is straight
     rate_ax.set_ylabel("env steps/s (steady state)")
     rate_ax.legend(loc="best")
     if learner:
