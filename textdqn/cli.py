@@ -328,6 +328,8 @@ def bench_scaling(
     from textdqn.bench.tables import projection_table, scaling_table
 
     try:
+        if project < 0:
+            raise ConfigError(f"--project takes a number of nodes >= 1 (0: no projection), got {project}")
         if from_csv:
             rows, out_dir = read_csv(from_csv), out or from_csv.parent
         else:
@@ -337,8 +339,9 @@ def bench_scaling(
                 overrides=tuple(overrides or ()),
             )  # fmt: skip
             out_dir = out or Path("runs") / f"scaling-{config.stem}{'-no-learner' if no_learner else ''}"
-            rows = run_scaling(settings, log=lambda m: console.print(m, style="dim"))
-            console.print(f"wrote {write_csv(rows, out_dir / 'scaling.csv')}")
+            save = lambda rows: write_csv(rows, out_dir / "scaling.csv")  # noqa: E731  after every cell
+            rows = run_scaling(settings, log=lambda m: console.print(m, style="dim"), on_row=save)
+            console.print(f"wrote {out_dir / 'scaling.csv'}")
     except TextDQNError as e:
         _fail(e)
     console.print(f"wrote {plot_scaling(rows, out_dir / 'scaling.png')}")

@@ -18,6 +18,7 @@ from textdqn.bench.scaling_bench import (
 )
 from textdqn.bench.tables import projection_table, scaling_table
 from textdqn.cli import app
+from textdqn.errors import TextDQNError
 
 
 def _row(actors, shards, rate, learner=True, **extra):
@@ -31,7 +32,8 @@ def _row(actors, shards, rate, learner=True, **extra):
         "learner_utilization": 0.5 if learner else None,
         "policy_lag_mean": 0.4 if learner else None, "actor_calls_per_s": rate / 1000, "actor_restarts": 0,
         "cpu_actors": rate / 10_000, "cpu_per_actor_max": 1.0, "cpu_shards": rate / 100_000,
-        "cpu_per_shard_max": 0.1, "cpu_learner": 0.9 if learner else None, "cpu_store": rate / 100 * 1e-3,
+        "cpu_per_shard_max": 0.1, "cpu_learner": 0.9 if learner else None,
+        "cpu_store": actors * (16 * rate / 512) / 20 * 1e-4 if learner else 1e-3,  # 0.1 ms an answer
         "cpu_driver": rate / 1000 * 1e-3, "cpu_ray_system": 0.05, "weight_bytes": 100_000, "item_bytes": 100,
     }  # fmt: skip
     return {**row, **extra}
@@ -80,7 +82,7 @@ def test_projection_matches_the_model_worked_by_hand():
     assert costs.actor_steps_per_cpu_s == pytest.approx(10_000)  # env steps per actor CPU-second
     assert costs.shard_cpu_s_per_insert == pytest.approx(1e-5)
     assert costs.driver_cpu_s_per_call == pytest.approx(1e-3)
-    assert costs.store_cpu_s_per_sync == pytest.approx(1e-3)
+    assert costs.store_cpu_s_per_answer == pytest.approx(1e-4)  # per answer to one actor
     # learner: 16·rate/512 updates/s at 50% utilization -> compute-bound 2·(16·40000/512) = 2500/s
     assert costs.learner_updates_per_s == pytest.approx(2500)
     shape = projection.NodeShape(cores=16, gbps=10.0)
@@ -88,20 +90,27 @@ def test_projection_matches_the_model_worked_by_hand():
     assert b["actors"] == pytest.approx((32 - 3) * 10_000)
     assert b["shards"] == pytest.approx(3 / 1e-5)
     assert b["learner"] == pytest.approx(2500 * 512 / 16)  # 80,000 env steps/s
-    assert b["driver"] == pytest.approx(1000 / 1e-3) and b["parameter store"] == pytest.approx(100 / 1e-3)
+    assert b["driver"] == pytest.approx(1000 / 1e-3)
+    # one answer per actor per version; 16/(512·20) versions per env step
+    assert b["parameter store"] == pytest.approx(1 / (29 * 16 / (512 * 20) * 1e-4))
     per_step = 16 * 100 + 2 * 100_000 * 16 / (512 * 20)  # samples in + each node's weight copies
     assert b["network"] == pytest.approx(10e9 / 8 / per_step)
     rows_n = projection.project(costs, shape, 8)
     assert [r["nodes"] for r in rows_n] == [1, 2, 4, 8]
-    assert all(r["binds"] == "learner" and r["projected"] == pytest.approx(80_000) for r in rows_n)
+    assert all(r["binds"] == "learner" and r["projected"] == pytest.approx(80_000) for r in rows_n[:3])
     assert rows_n[0]["num_shards"] == 1  # one shard (100K inserts/s) already outruns the learner
-    assert "learner binds first" in projection.saturation(rows_n)
+    # 127 actors each answered 1/640 times per env step: the store binds before the learner
+    assert rows_n[3]["binds"] == "parameter store" and rows_n[3]["num_actors"] == 127
+    assert rows_n[3]["projected"] == pytest.approx(640 / (127 * 1e-4))
+    assert "parameter store binds first" in projection.saturation(rows_n)
     faster = projection.unit_costs(rows, learner_updates_per_s=1e6)  # e.g. a GPU's measured rate
-    top = projection.project(faster, shape, 8)[-1]
-    assert top["binds"] == "parameter store" and top["projected"] == pytest.approx(100_000)
+    fast = projection.project(faster, shape, 8)
+    assert fast[0]["binds"] == "actors" and fast[-1]["binds"] == "parameter store"
     console = Console(width=220, record=True)
     console.print(projection_table(rows_n, 16, 10.0, projection.saturation(rows_n)))
     assert "80.0K" in console.export_text()
+    with pytest.raises(TextDQNError, match="needs cells measured with the learner"):
+        projection.unit_costs([_row(1, 1, 1000, learner=False)], learner_updates_per_s=1e6)
 
 
 def test_without_a_learner_the_actors_bind_until_another_component_does():

@@ -13,8 +13,10 @@ The model, stated (pure functions, no measuring here):
   compute-bound updates/s (measured updates/s ÷ utilization, or given, e.g. a GPU's rate
   from `bench learner --device cuda`). With r = 0 the learner does not bound the actors.
 - driver: one actor call per actors.steps_per_call env steps; bound = steps_per_call ÷ the
-  driver's CPU-seconds per call. parameter store: one weight check per actors.sync_every
-  env steps; bound = sync_every ÷ its CPU-seconds per check.
+  driver's CPU-seconds per call. parameter store: weight checks are long polls answered
+  once per published version, so it answers every actor once per version: bound =
+  1 ÷ (actors · versions per env step · its CPU-seconds per answer), where versions per env
+  step = inserts per env step · r ÷ (batch · publish_every) (no bound without a learner).
 - network: the learner node's link carries every sample (r · item bytes per inserted
   transition) and each node's copy of each published weight version (Ray keeps one copy
   per node); a node's link carries its shards' inserts and samples. Bound: link bytes/s ÷
@@ -53,11 +55,10 @@ class UnitCosts:
     learner_updates_per_s: float | None
     """compute-bound learner updates/s; None when no cell ran a learner"""
     driver_cpu_s_per_call: float
-    store_cpu_s_per_sync: float
+    store_cpu_s_per_answer: float
     batch_size: int
     samples_per_insert: float
     steps_per_call: int
-    sync_every: int
     publish_every: int
     weight_bytes: int
     item_bytes: int
@@ -85,23 +86,29 @@ def unit_costs(rows: list[dict], learner_updates_per_s: float | None = None) -> 
         raise TextDQNError("no measured cell made progress, so there is nothing to project from")
     first = rows[0]
     with_learner = [r for r in rows if r.get("updates_per_s") and r.get("learner_utilization")]
+    if learner_updates_per_s is not None and not any(r["learner"] for r in rows):
+        raise TextDQNError(
+            "--learner-updates-per-s needs cells measured with the learner (these ran --no-learner, "
+            "so they hold no sampling cost): measure without --no-learner"
+        )
     if learner_updates_per_s is None and with_learner:
         learner_updates_per_s = max(
             r["updates_per_s"] / max(r["learner_utilization"], 1e-9) for r in with_learner
         )
     column = lambda name: np.array([r[name] for r in rows], dtype=float)  # noqa: E731
     steps = column("env_steps_per_s")
+    updates = np.nan_to_num(column("updates_per_s"))  # None (no learner) -> 0
+    answers = list(column("actors") * updates / column("publish_every"))  # the store's answers/s
     return UnitCosts(
         actor_steps_per_cpu_s=float(np.median(steps / column("cpu_actors"))),
         inserts_per_env_step=float(np.median(column("inserts_per_s") / steps)),
         shard_cpu_s_per_insert=per_unit(column("inserts_per_s"), column("cpu_shards")),
         learner_updates_per_s=learner_updates_per_s,
         driver_cpu_s_per_call=per_unit(column("actor_calls_per_s"), column("cpu_driver")),
-        store_cpu_s_per_sync=per_unit(list(steps / column("sync_every")), column("cpu_store")),
+        store_cpu_s_per_answer=per_unit(answers, column("cpu_store")),
         batch_size=int(first["batch_size"]),
         samples_per_insert=float(first["samples_per_insert"]),
         steps_per_call=int(first["steps_per_call"]),
-        sync_every=int(first["sync_every"]),
         publish_every=int(first["publish_every"]),
         weight_bytes=int(first["weight_bytes"]),
         item_bytes=int(first["item_bytes"]),
@@ -115,15 +122,18 @@ def bounds(c: UnitCosts, shape: NodeShape, nodes: int, shards: int) -> dict[str,
     versions_per_step = ins * r / (c.batch_size * c.publish_every)  # published versions per env step
     learner_link = ins * r * c.item_bytes + nodes * c.weight_bytes * versions_per_step
     shard_link = math.ceil(shards / nodes) * ins * (1 + r) * c.item_bytes / shards
-    learner = math.inf
+    learner = store = math.inf
     if r > 0 and c.learner_updates_per_s:
         learner = c.learner_updates_per_s * c.batch_size / (r * ins)
+    actors = max(0, nodes * shape.cores - shards)
+    if r > 0 and actors and c.store_cpu_s_per_answer > 0:  # nan (no learner measured): no bound
+        store = 1 / (actors * versions_per_step * c.store_cpu_s_per_answer)
     return {
-        "actors": max(0, nodes * shape.cores - shards) * c.actor_steps_per_cpu_s,
+        "actors": actors * c.actor_steps_per_cpu_s,
         "shards": shards / (c.shard_cpu_s_per_insert * ins),
         "learner": learner,
         "driver": c.steps_per_call / c.driver_cpu_s_per_call,
-        "parameter store": c.sync_every / c.store_cpu_s_per_sync,
+        "parameter store": store,
         "network": link / max(learner_link, shard_link, 1e-12),
     }
 

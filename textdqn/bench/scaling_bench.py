@@ -47,8 +47,14 @@ def cell_overrides(settings: ScalingSettings, actors: int, shards: int) -> list[
     return overrides
 
 
-def run_scaling(settings: ScalingSettings, log: Callable[[str], None] = print) -> list[dict]:
-    """Measure every cell, each from a fresh start; returns one row per cell with efficiencies."""
+def run_scaling(
+    settings: ScalingSettings,
+    log: Callable[[str], None] = print,
+    on_row: Callable[[list[dict]], None] = lambda rows: None,
+) -> list[dict]:
+    """Measure every cell, each from a fresh start; returns one row per cell with efficiencies.
+    `on_row` gets the rows so far after each cell (the CLI writes the CSV), so a cell that
+    fails loses only itself."""
     from textdqn.cluster.scaling import measure_cell
 
     configs = {
@@ -78,6 +84,7 @@ def run_scaling(settings: ScalingSettings, log: Callable[[str], None] = print) -
             }
         )
         log(f"  {figures['env_steps_per_s']:,.0f} env steps/s")
+        on_row(with_efficiency(rows))
     return with_efficiency(rows)
 
 

@@ -51,8 +51,8 @@ class StoreWeights:
 
     `latest` waits for the store only while the caller has no weights yet. After that one
     `newer_than` request is always in flight, and a check only looks whether it has been
-    answered (no round trip): new weights are taken at the first check after they are
-    published, and the transitions made meanwhile count as lagging one version."""
+    answered (no round trip). At the first check after a publish it takes the newest
+    version, and the transitions made meanwhile count as lagging behind it."""
 
     def __init__(self, store) -> None:
         self.store = store
@@ -67,8 +67,8 @@ class StoreWeights:
         elif self._asked is None or not ray.wait([self._asked], timeout=0)[0]:
             self._asked = self._asked or self.store.newer_than.remote(have_version)
             return have_version, None
-        else:
-            version, refs = ray.get(self._asked)
+        else:  # something newer was published: take the newest (several may have been since)
+            version, refs = ray.get(self.store.latest.remote(have_version))
             self._asked = self.store.newer_than.remote(version)
         if refs is None or version <= have_version:
             return max(version, have_version), None

@@ -102,7 +102,10 @@ class RayRunner:
             self.shard_set = RayShards(self.shards)
             self._shards_down = 0
             self.replay_at_start = [i.size for i in self.replay_info()]
-            self.store = ray.remote(ParameterStore).options(num_cpus=0).remote()
+            # Every rollout actor keeps one newer_than call waiting on the store (and a replaced
+            # one's may linger until the next publish): room for all, and for publish and latest.
+            concurrency = max(1000, 4 * config.actors.num_actors + 64)
+            self.store = ray.remote(ParameterStore).options(num_cpus=0, max_concurrency=concurrency).remote()
             self.crew = Crew(
                 config,
                 spaces,
@@ -187,8 +190,9 @@ class RayRunner:
                         self._submit_actor(index, _CALLS_PER_ACTOR)
                     continue
                 progress.rollouts.append(stats)
-                self.crew.env_steps[index] += stats.env_steps
-                self._submit_actor(index)
+                if self.crew.actors.get(index) is handle:  # not a replaced or dropped actor's
+                    self.crew.env_steps[index] += stats.env_steps
+                    self._submit_actor(index)
         progress.replay = self.replay_info()
         counters = self._learner_call("counters") if self.crew.learner else {}
         progress.counters = {**counters, "shards_down": self._shards_down, "actors": len(self.crew.actors)}

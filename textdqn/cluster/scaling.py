@@ -116,7 +116,8 @@ def measure_cell(
     try:
         _warm_up(runner, config, warmup_s, log)
         local = address is None  # Ray's own processes are this driver's children
-        infos0, clocks0 = runner.replay_info(), _read_clocks(runner)
+        clocks0 = _read_clocks(runner)  # may step the runner: before the window starts
+        infos0 = runner.replay_info()
         ours = {pid for group in clocks0.values() for pid, _, _ in group.values()}
         system0, t0 = (_ray_system_cpu_s(ours) if local else {}), time.monotonic()
         learner, rollouts, restarts = LearnerStats(), [], 0
