@@ -62,17 +62,22 @@ class StoreWeights:
         self.store.publish.remote(version, [ray.put(weights)])
 
     def latest(self, have_version: int = -1) -> tuple[int, dict[str, np.ndarray] | None]:
-        if have_version < 0:
-            version, refs = ray.get(self.store.latest.remote(have_version))
-        elif self._asked is None or not ray.wait([self._asked], timeout=0)[0]:
+        answered = self._asked is not None and ray.wait([self._asked], timeout=0)[0]
+        if have_version >= 0 and not answered:  # nothing newer yet: keep one request waiting
             self._asked = self._asked or self.store.newer_than.remote(have_version)
             return have_version, None
-        else:  # something newer was published: take the newest (several may have been since)
-            version, refs = ray.get(self.store.latest.remote(have_version))
-            self._asked = self.store.newer_than.remote(version)
+        # The first weights, or something newer was published: the newest (several may have been).
+        version, refs = ray.get(self.store.latest.remote(have_version))
+        self._asked = self.store.newer_than.remote(version)
         if refs is None or version <= have_version:
             return max(version, have_version), None
         return version, ray.get(refs[0])
+
+
+def process_clock(_actor=None) -> dict:
+    """pid, CPU seconds (all threads) and monotonic seconds of the calling process; a Ray
+    actor's via `handle.__ray_call__.remote(process_clock)`."""
+    return {"pid": os.getpid(), "cpu_s": time.process_time(), "wall_s": time.monotonic()}
 
 
 class RolloutActor:
@@ -94,12 +99,7 @@ class RolloutActor:
     def status(self) -> dict:
         """Answered on its own thread, beside a running `run` (whose inserts may be waiting
         for the learner): pid, CPU seconds and monotonic seconds of this process, env steps."""
-        return {
-            "pid": os.getpid(),
-            "cpu_s": time.process_time(),
-            "wall_s": time.monotonic(),
-            "env_steps": self.actor.worker.env_steps,
-        }
+        return {**process_clock(), "env_steps": self.actor.worker.env_steps}
 
 
 class LearnerActor:

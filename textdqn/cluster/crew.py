@@ -76,8 +76,10 @@ class Crew:
         )
         self._actor_cls = ray.remote(concurrency_groups={"inspect": 1})(RolloutActor)
         self.learner_restarts = 0
-        self.learner = self._start_learner(learner_state, min_version=-1) if with_learner else None
-        if not with_learner:
+        if with_learner:
+            self.learner = self._start_learner(learner_state, min_version=-1)
+        else:
+            self.learner = None
             initial = state_to_numpy(make_q_network(*spaces, config.network))
             ray.get(store.publish.remote(0, [ray.put(initial)]))
         n = config.actors.num_actors

@@ -151,9 +151,9 @@ class RayRunner:
             self._calls[actor.run.remote(self.config.actors.steps_per_call)] = ("actor", i, actor)
 
     def _submit_learner(self) -> None:
-        if self.crew.learner is None:
-            return
         learner = self.crew.learner
+        if learner is None:
+            return
         self._calls[learner.train.remote(self.config.run.log_every_s)] = ("learner", None, learner)
 
     @property

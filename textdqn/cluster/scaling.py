@@ -10,7 +10,6 @@ CPU-time delta over its own wall-clock delta, so readings queued behind work sta
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 
@@ -18,6 +17,7 @@ import numpy as np
 import psutil
 import ray
 
+from textdqn.cluster.actors import process_clock
 from textdqn.cluster.ray_runner import RayRunner
 from textdqn.config import Config
 from textdqn.errors import TextDQNError
@@ -31,14 +31,9 @@ class NoSteadyStateError(TextDQNError):
     """The run never reached its steady state (e.g. the learner never got a sample)."""
 
 
-def _clock(_actor=None) -> tuple[int, float, float]:
-    """(pid, CPU seconds of this process, all threads, monotonic seconds) where it runs."""
-    return os.getpid(), time.process_time(), time.monotonic()
-
-
-def _read_clocks(runner: RayRunner) -> dict[str, dict[str, tuple]]:
-    """Per component group, per actor id: (pid, CPU s, monotonic s) of its process. The
-    runner keeps stepping (re-issuing work) until every answer is in."""
+def _read_clocks(runner: RayRunner) -> dict[str, dict[str, dict]]:
+    """Per component group, per actor id: the process_clock of its process. The runner keeps
+    stepping (re-issuing work) until every answer is in."""
     learner = runner.crew.learner
     groups = {
         "shards": list(runner.shards),
@@ -46,7 +41,7 @@ def _read_clocks(runner: RayRunner) -> dict[str, dict[str, tuple]]:
         "learner": [learner] if learner else [],
     }
     refs = {
-        name: {h._actor_id.hex(): h.__ray_call__.remote(_clock) for h in handles}
+        name: {h._actor_id.hex(): h.__ray_call__.remote(process_clock) for h in handles}
         for name, handles in groups.items()
     }
     refs["actors"] = {h._actor_id.hex(): h.status.remote() for h in runner.crew.actors.values()}
@@ -54,17 +49,17 @@ def _read_clocks(runner: RayRunner) -> dict[str, dict[str, tuple]]:
     while len(ray.wait(pending, num_returns=len(pending), timeout=0)[0]) < len(pending):
         runner.step(0.25)
     clocks = {name: dict(zip(ids, ray.get(list(ids.values())), strict=True)) for name, ids in refs.items()}
-    clocks["actors"] = {k: (s["pid"], s["cpu_s"], s["wall_s"]) for k, s in clocks["actors"].items()}
-    clocks["driver"] = {"driver": _clock()}
+    clocks["driver"] = {"driver": process_clock()}
     return clocks
 
 
 def _cores(before: dict, after: dict) -> list[float]:
     """CPU cores each process of a group used between two readings (processes in both)."""
     used = []
-    for key, (pid, cpu0, wall0) in before.items():
-        if key in after and after[key][0] == pid and after[key][2] > wall0:
-            used.append((after[key][1] - cpu0) / (after[key][2] - wall0))
+    for key, b in before.items():
+        a = after.get(key)
+        if a and a["pid"] == b["pid"] and a["wall_s"] > b["wall_s"]:
+            used.append((a["cpu_s"] - b["cpu_s"]) / (a["wall_s"] - b["wall_s"]))
     return used
 
 
@@ -118,7 +113,7 @@ def measure_cell(
         local = address is None  # Ray's own processes are this driver's children
         clocks0 = _read_clocks(runner)  # may step the runner: before the window starts
         infos0 = runner.replay_info()
-        ours = {pid for group in clocks0.values() for pid, _, _ in group.values()}
+        ours = {clock["pid"] for group in clocks0.values() for clock in group.values()}
         system0, t0 = (_ray_system_cpu_s(ours) if local else {}), time.monotonic()
         learner, rollouts, restarts = LearnerStats(), [], 0
         while (left := seconds - (time.monotonic() - t0)) > 0:
