@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 
 from textdqn.envs.dialogue.acts import SystemAct, UserAct, system_acts
-from textdqn.envs.dialogue.domain import load_domain, make_goals, make_kb
+from textdqn.envs.dialogue.domain import DOMAINS_DIR as DOMAIN_DIR
+from textdqn.envs.dialogue.domain import UserRules, load_domain, make_goals, make_kb
 from textdqn.envs.dialogue.user_simulator import SystemTurn, UserSimulator, perceive
+from textdqn.errors import ConfigError
 
 DOMAIN = load_domain("movies")
 KB = make_kb(DOMAIN, 0)
@@ -22,9 +24,34 @@ def _perfect_dialogue(goal, sim, rng):
     entry = int(np.flatnonzero(KB.match(sim.state.told))[0])
     assert sim.respond(SystemTurn(SystemAct("offer"), entry=entry)).intent == "accept"
     for slot in goal.requests:
-        sim.respond(SystemTurn(SystemAct("inform", slot), value=KB.entry(entry)[slot]))
+        sim.respond(_inform(slot, entry))
     sim.respond(SystemTurn(SystemAct("book"), entry=entry))
     return sim.state
+
+
+def _inform(slot, entry):
+    """The system telling `slot` of `entry`, as the env resolves an inform."""
+    return SystemTurn(SystemAct("inform", slot), value=KB.entry(entry)[slot], entry=entry)
+
+
+def _two_matching_entries_that_differ():
+    """A feasible goal with a request outside the offer slots, and two entries satisfying it
+    whose values for that request differ."""
+    for goal in FEASIBLE:
+        asked = [r for r in goal.requests if r not in DOMAIN.offer_slots]
+        matches = np.flatnonzero(KB.match(goal.constraints))
+        for r in asked:
+            values = {KB.entry(int(e))[r]: int(e) for e in matches}
+            if len(values) >= 2:
+                a, b = list(values.values())[:2]
+                return goal, r, a, b
+    raise AssertionError("no such goal")
+
+
+def _told_everything(goal, sim, rng):
+    sim.reset(goal, rng)
+    for slot in goal.constraints:
+        sim.respond(SystemTurn(SystemAct("request", slot)))
 
 
 def test_a_perfect_policy_succeeds_on_every_feasible_goal():
@@ -57,7 +84,8 @@ def test_unanswered_requests_make_a_correct_booking_fail():
 
 
 def test_max_turns_fails():
-    sim, rng = UserSimulator(DOMAIN, KB, max_turns=40), np.random.default_rng(0)
+    patient = UserRules(patience=100, greeting_replies=100)
+    sim, rng = UserSimulator(DOMAIN, KB, max_turns=40, rules=patient), np.random.default_rng(0)
     sim.reset(FEASIBLE[0], rng)
     system_turns = 0
     while not sim.state.done:
@@ -130,3 +158,100 @@ def test_action_space_is_built_from_the_domain():
     assert len(acts) == 1 + 2 * len(DOMAIN.informable) + len(DOMAIN.requestable) + 4
     assert len(set(acts)) == len(acts)
     assert len(system_acts(load_domain("restaurants"))) == 1 + 2 * 7 + 5 + 4
+
+
+# --- the entry under discussion ---
+
+
+def test_an_inform_about_another_entry_is_a_wrong_answer_and_the_booking_fails():
+    sim, rng = UserSimulator(DOMAIN, KB), np.random.default_rng(0)
+    goal, slot, booked, other = _two_matching_entries_that_differ()
+    _told_everything(goal, sim, rng)
+    assert sim.respond(SystemTurn(SystemAct("offer"), entry=booked)).intent == "accept"
+    reply = sim.respond(_inform(slot, other))  # the value of an entry never offered
+    assert reply.intent == "reject" and reply.request == (slot,)  # says so, asks again
+    assert sim.state.wrong_informs == 1
+    for r in goal.requests:
+        if r != slot:
+            sim.respond(_inform(r, booked))
+    sim.respond(SystemTurn(SystemAct("book"), entry=booked))
+    assert sim.state.done and not sim.state.success
+
+
+def test_answers_about_an_earlier_offer_do_not_count_for_the_booked_one():
+    """Accept A, hear A's value, then accept C and book it: the user never heard C's value."""
+    sim, rng = UserSimulator(DOMAIN, KB), np.random.default_rng(0)
+    goal, _, first, second = _two_matching_entries_that_differ()
+    _told_everything(goal, sim, rng)
+    sim.respond(SystemTurn(SystemAct("offer"), entry=first))
+    for r in goal.requests:
+        sim.respond(_inform(r, first))
+    assert sim.state.wrong_informs == 0
+    assert sim.respond(SystemTurn(SystemAct("offer"), entry=second)).request  # asks again
+    sim.respond(SystemTurn(SystemAct("book"), entry=second))
+    assert not sim.state.success
+    # The same dialogue answering the booked entry's values succeeds.
+    _told_everything(goal, sim, rng)
+    sim.respond(SystemTurn(SystemAct("offer"), entry=first))
+    sim.respond(SystemTurn(SystemAct("offer"), entry=second))
+    for r in goal.requests:
+        sim.respond(_inform(r, second))
+    sim.respond(SystemTurn(SystemAct("book"), entry=second))
+    assert sim.state.success and sim.state.wrong_informs == 0
+
+
+# --- patience ---
+
+
+def test_repeated_greetings_exhaust_patience_and_the_user_leaves():
+    sim, rng = (
+        UserSimulator(DOMAIN, KB, rules=UserRules(patience=2, greeting_replies=1)),
+        np.random.default_rng(0),
+    )
+    sim.reset(FEASIBLE[0], rng)
+    first = sim.respond(SystemTurn(SystemAct("greeting")))
+    assert first.intent == "inform"  # the first greeting gets the next constraint
+    assert sim.respond(SystemTurn(SystemAct("greeting"))) == UserAct("greeting")  # nothing new
+    sim.respond(SystemTurn(SystemAct("greeting")))
+    assert not sim.state.done  # two lapses forgiven
+    assert sim.respond(SystemTurn(SystemAct("greeting"))).intent == "thanks"
+    assert sim.state.done and sim.state.left and not sim.state.success
+    assert sim.state.diagnostics()["greetings"] == 4 and sim.state.diagnostics()["user_left"] == 1
+
+
+def test_repeated_questions_and_contradicting_offers_cost_patience_but_new_ones_do_not():
+    sim, rng = UserSimulator(DOMAIN, KB, rules=UserRules(patience=1)), np.random.default_rng(0)
+    goal = FEASIBLE[0]
+    sim.reset(goal, rng)
+    slots = list(goal.constraints)
+    for slot in slots:  # each asked once: no cost
+        sim.respond(SystemTurn(SystemAct("request", slot)))
+    assert sim.state.lapses == 0
+    sim.respond(SystemTurn(SystemAct("request", slots[0])))  # asked before
+    assert sim.state.lapses == 1 and sim.state.repeated_acts == 1 and not sim.state.done
+    told = next(s for s in slots if s in DOMAIN.kb_slots)
+    wrong = int(np.flatnonzero(~KB.match({told: goal.constraints[told]}))[0])
+    assert sim.respond(SystemTurn(SystemAct("offer"), entry=wrong)).intent == "thanks"  # contradicts: gone
+    assert sim.state.left and sim.state.offers_rejected == 1
+
+
+def test_an_offer_against_a_constraint_not_yet_told_is_a_plain_rejection():
+    sim, rng = UserSimulator(DOMAIN, KB, rules=UserRules(patience=0)), np.random.default_rng(0)
+    goal = FEASIBLE[0]
+    sim.reset(goal, rng)
+    untold = [s for s in goal.constraints if s not in sim.state.told and s in DOMAIN.kb_slots]
+    fits_told = KB.match(sim.state.told) & ~KB.match({untold[0]: goal.constraints[untold[0]]})
+    reply = sim.respond(SystemTurn(SystemAct("offer"), entry=int(np.flatnonzero(fits_told)[0])))
+    assert reply.intent == "reject" and not sim.state.done and sim.state.lapses == 0
+
+
+def test_user_rules_come_from_the_domain_file(tmp_path):
+    text = (DOMAIN_DIR / "movies.yaml").read_text() + "user: {patience: 5, greeting_replies: 0}\n"
+    (tmp_path / "d.yaml").write_text(text)
+    assert load_domain(str(tmp_path / "d.yaml")).user_rules == UserRules(patience=5, greeting_replies=0)
+    (tmp_path / "bad.yaml").write_text(text.replace("patience: 5", "patiense: 5"))
+    with pytest.raises(ConfigError, match=r"unknown keys \['patiense'\].*patience"):
+        load_domain(str(tmp_path / "bad.yaml"))
+    (tmp_path / "neg.yaml").write_text(text.replace("patience: 5", "patience: -1"))
+    with pytest.raises(ConfigError, match=r"user\.patience must be a whole number >= 0"):
+        load_domain(str(tmp_path / "neg.yaml"))

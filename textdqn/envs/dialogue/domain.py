@@ -36,6 +36,16 @@ _REQUIRED_KEYS = (
 
 
 @dataclasses.dataclass(frozen=True)
+class UserRules:
+    """How patient the simulated user is: a domain file's optional `user:` section."""
+
+    patience: int = 3
+    """turns that cost patience the user forgives; one more and it leaves (the dialogue fails)"""
+    greeting_replies: int = 1
+    """greetings the user answers with the next item on its agenda (later ones cost patience)"""
+
+
+@dataclasses.dataclass(frozen=True)
 class Domain:
     """A dialogue domain as declared by its data file."""
 
@@ -50,6 +60,7 @@ class Domain:
     grouped: dict[str, dict[str, Any]]
     goals: dict[str, Any]
     templates: dict[str, dict[str, tuple[str, ...]]]
+    user_rules: UserRules = UserRules()
 
     @property
     def slots(self) -> tuple[str, ...]:
@@ -97,9 +108,22 @@ def load_domain(name_or_path: str) -> Domain:
         grouped=dict(data.get("grouped") or {}),
         goals=dict(data["goals"]),
         templates={side: {k: tuple(v) for k, v in acts.items()} for side, acts in data["templates"].items()},
+        user_rules=_user_rules(data.get("user") or {}, path),
     )
     _check(domain, path)
     return domain
+
+
+def _user_rules(section: dict, path: Path) -> UserRules:
+    """The `user:` section as UserRules: known keys, whole numbers >= 0."""
+    known = {f.name for f in dataclasses.fields(UserRules)}
+    if not isinstance(section, dict) or set(section) - known:
+        extra = sorted(set(section) - known) if isinstance(section, dict) else section
+        raise ConfigError(f"domain file {path}: user: has unknown keys {extra}; it takes {sorted(known)}")
+    for key, value in section.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ConfigError(f"domain file {path}: user.{key} must be a whole number >= 0, got {value!r}")
+    return UserRules(**section)
 
 
 # Every act the simulator and the system can say needs at least one sentence in the domain.

@@ -33,6 +33,13 @@ from textdqn.envs.word_tokenizer import save_tokenizer
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerFast
 
+# What `eval --show` marks on a system turn, by the diagnostic that turn raised.
+_MARKS = {
+    "wrong_informs": "wrong inform",
+    "repeated_acts": "repeated",
+    "offers_rejected": "offer rejected",
+    "user_left": "the user left",
+}
 _MATCH_BUCKETS = (0, 1, 2, 6)  # match-count buckets: 0, 1, 2–5, 6+
 OBSERVATIONS = ("vector", "tokens")
 
@@ -49,17 +56,24 @@ class TranscribedUser(UserSimulator):
     def __init__(self, domain: Domain, kb: KnowledgeBase, max_turns: int = 40) -> None:
         super().__init__(domain, kb, max_turns)
         self.transcript: list[tuple[str, str]] = []
+        self.marks: dict[int, list[str]] = {}  # transcript index -> what the user held against that turn
         self._rng = np.random.default_rng(0)
 
     def reset(self, goal: UserGoal, rng: np.random.Generator) -> UserAct:
         self._rng = np.random.Generator(rng.bit_generator.jumped())
         act = super().reset(goal, rng)
         self.transcript = [("user", text.render_user(act, self.domain, self._rng))]
+        self.marks = {}
         return act
 
     def respond(self, turn: SystemTurn) -> UserAct:
         self.transcript.append(("system", text.render_system(turn, self.domain, self.kb, self._rng)))
+        before = self.state.diagnostics()
         act = super().respond(turn)
+        after = self.state.diagnostics()
+        marks = [name for key, name in _MARKS.items() if after[key] > before[key]]
+        if marks:
+            self.marks[len(self.transcript) - 1] = marks
         self.transcript.append(("user", text.render_user(act, self.domain, self._rng)))
         return act
 
@@ -147,7 +161,9 @@ class DialogueEnv(gym.Env):
         """The current dialogue, readable: the user's goal, then each turn as "user: ..." or
         "system: ..." (what `textdqn eval --show` prints)."""
         lines = [text.render_goal(self.goal, self.domain)]
-        lines += [f"  {speaker + ':':8}{said}" for speaker, said in self.transcript]
+        for i, (speaker, said) in enumerate(self.transcript):
+            marks = self.user.marks.get(i)
+            lines.append(f"  {speaker + ':':8}{said}" + (f"   <- {', '.join(marks)}" if marks else ""))
         return "\n".join(lines)
 
     # --- belief state ---
@@ -236,7 +252,7 @@ class DialogueEnv(gym.Env):
         info: dict = {"action_mask": self.action_mask()}
         if state.done:
             reward += 2 * self.max_turns if state.success else -self.max_turns
-            info.update(success=float(state.success), turns=float(state.turns))
+            info.update(success=float(state.success), turns=float(state.turns), **state.diagnostics())
         return self._observation(), reward, state.done, False, info
 
     def rule_action(self) -> int:
@@ -253,5 +269,5 @@ class DialogueEnv(gym.Env):
         if act.intent == "book":
             return SystemTurn(act, entry=self.offered)
         if act.intent == "inform" and self.offered is not None:
-            return SystemTurn(act, value=self.kb.entry(self.offered)[act.slot])
+            return SystemTurn(act, value=self.kb.entry(self.offered)[act.slot], entry=self.offered)
         return SystemTurn(act)

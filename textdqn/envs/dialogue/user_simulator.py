@@ -1,15 +1,23 @@
 """An agenda-based user simulator (after Schatzmann et al. 2007 and TC-Bot).
 
 The user holds a goal (constraints and requested slots) and answers each system turn:
-requests for its constraints are answered, confirmations checked, informs of requested
-slots noted, offers accepted (which answers requests for the domain's offer_slots) or
-rejected with a correction, and a booking ends the dialogue. When nothing asks it
-anything, it works through its agenda: tell the next untold constraint, then ask the next
-unanswered request.
+requests for its constraints are answered, confirmations checked, offers accepted (the
+accepted entry is then the one under discussion, and the offer answers requests for the
+domain's offer_slots) or rejected with a correction, and a booking ends the dialogue. An
+inform answers a request only when it carries the value of the entry under discussion;
+an inform about any other entry (rejected, never accepted) is a wrong answer: the user
+says so and asks again. When nothing asks it anything, it works through its agenda: tell
+the next untold constraint, then ask the next unanswered request.
+
+Users lose patience (the domain's `user:` rules, UserRules): a greeting past the first
+`greeting_replies` gets a bare greeting back, and it, a repeated identical request or
+confirmation, or an offer that contradicts a constraint the user already gave each cost
+one unit; past `patience` the user leaves and the dialogue fails.
 
 Success needs a booked entry that satisfies every goal constraint, every user-only
-constraint told and every requested slot informed; or, for a goal nothing satisfies,
-the system saying so (no_match) once the constraints the user told rule out every entry.
+constraint told and every requested slot answered with the booked entry's value; or, for
+a goal nothing satisfies, the system saying so (no_match) once the constraints the user
+told rule out every entry.
 Turns count both sides; past `max_turns` the dialogue fails. NLU noise corrupts what the
 system *perceives* of each user act, never the user's own state.
 """
@@ -21,7 +29,7 @@ import dataclasses
 import numpy as np
 
 from textdqn.envs.dialogue.acts import USER_INTENTS, SystemAct, UserAct
-from textdqn.envs.dialogue.domain import Domain, KnowledgeBase, UserGoal
+from textdqn.envs.dialogue.domain import Domain, KnowledgeBase, UserGoal, UserRules
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,7 +37,7 @@ class SystemTurn:
     """A system act with what the environment resolved for it.
 
     value: for confirm, the value the system believes; for inform, the offered entry's value.
-    entry: for offer and book, the knowledge-base entry index.
+    entry: for offer, book and inform, the knowledge-base entry index (inform: the offered one).
     """
 
     act: SystemAct
@@ -41,17 +49,41 @@ class SystemTurn:
 class UserState:
     goal: UserGoal
     told: dict[str, str] = dataclasses.field(default_factory=dict)
-    answered: set[str] = dataclasses.field(default_factory=set)
+    answered: dict[str, int] = dataclasses.field(default_factory=dict)
+    """requested slot -> the entry whose value the system told for it"""
+    accepted: int | None = None
+    """the entry under discussion: the last offer the user accepted"""
+    asked: set[tuple[str, str | None]] = dataclasses.field(default_factory=set)
     turns: int = 0
     done: bool = False
     success: bool = False
+    lapses: int = 0
+    left: bool = False
+    greetings: int = 0
+    repeated_acts: int = 0
+    offers_rejected: int = 0
+    wrong_informs: int = 0
+
+    def diagnostics(self) -> dict[str, float]:
+        """Per-dialogue counts for the episode's info (and the evaluation's means)."""
+        return {
+            "greetings": float(self.greetings),
+            "repeated_acts": float(self.repeated_acts),
+            "offers_rejected": float(self.offers_rejected),
+            "wrong_informs": float(self.wrong_informs),
+            "any_wrong_inform": float(self.wrong_informs > 0),
+            "user_left": float(self.left),
+        }
 
 
 class UserSimulator:
     """One simulated user at a time: `reset(goal)` opens, `respond(turn)` answers."""
 
-    def __init__(self, domain: Domain, kb: KnowledgeBase, max_turns: int = 40) -> None:
+    def __init__(
+        self, domain: Domain, kb: KnowledgeBase, max_turns: int = 40, rules: UserRules | None = None
+    ) -> None:
         self.domain, self.kb, self.max_turns = domain, kb, max_turns
+        self.rules = rules or domain.user_rules
         self.state: UserState | None = None
 
     def reset(self, goal: UserGoal, rng: np.random.Generator) -> UserAct:
@@ -72,26 +104,53 @@ class UserSimulator:
             return UserAct("thanks")
         if s.turns >= self.max_turns:
             s.done = True
-        if intent == "request":
-            if slot in s.goal.constraints:
-                return self._inform([slot])
-            return UserAct("dont_care", inform={slot: "any"})
-        if intent == "confirm":
-            if slot not in s.goal.constraints:
-                return UserAct("dont_care", inform={slot: "any"})
-            if turn.value == s.goal.constraints[slot]:
-                return UserAct("confirm_yes", inform={slot: turn.value})
-            return self._inform([slot])
+        if intent == "greeting":
+            s.greetings += 1
+            if s.greetings > self.rules.greeting_replies:  # hello again: nothing new, patience lost
+                return self._lapse(UserAct("greeting"))
+            return self._next_on_agenda()
+        if intent in ("request", "confirm"):
+            repeated = (intent, slot) in s.asked
+            s.asked.add((intent, slot))
+            s.repeated_acts += repeated
+            reply = self._answer(intent, slot, turn.value)
+            return self._lapse(reply) if repeated else reply
         if intent == "inform" and slot in s.goal.requests and turn.value is not None:
-            s.answered.add(slot)
+            about = turn.entry if turn.entry is not None and turn.entry == s.accepted else None
+            if about is None or turn.value != self.kb.entry(about)[slot]:
+                s.wrong_informs += 1  # not about the entry under discussion: ask again
+                return UserAct("reject", request=(slot,))
+            s.answered[slot] = turn.entry
         if intent == "offer" and turn.entry is not None:
             violated = self._violated(turn.entry)
             if violated:
-                return dataclasses.replace(self._inform(violated[:1]), intent="reject")
+                s.offers_rejected += 1
+                contradicts = any(v in s.told for v in violated)  # against what the user said
+                reply = dataclasses.replace(self._inform(violated[:1]), intent="reject")
+                return self._lapse(reply) if contradicts else reply
+            s.accepted = turn.entry
             # An offer tells the entry's offer_slots (name, place, time, ...): those requests are answered.
-            s.answered |= set(self.domain.offer_slots) & set(s.goal.requests)
+            for r in set(self.domain.offer_slots) & set(s.goal.requests):
+                s.answered[r] = turn.entry
             return UserAct("accept", request=self._pending_requests()[:1])
         return self._next_on_agenda()
+
+    def _answer(self, intent: str, slot: str | None, value: str | None) -> UserAct:
+        """The reply to a request for, or a confirmation of, `slot`."""
+        if slot not in self.state.goal.constraints:
+            return UserAct("dont_care", inform={slot: "any"})
+        if intent == "confirm" and value == self.state.goal.constraints[slot]:
+            return UserAct("confirm_yes", inform={slot: value})
+        return self._inform([slot])
+
+    def _lapse(self, reply: UserAct) -> UserAct:
+        """A turn that cost patience: past `rules.patience` such turns the user leaves."""
+        s = self.state
+        s.lapses += 1
+        if s.lapses > self.rules.patience:
+            s.done, s.left, s.success = True, True, False
+            return UserAct("thanks")
+        return reply
 
     def _inform(self, slots: list[str], request: tuple[str, ...] = ()) -> UserAct:
         values = {slot: self.state.goal.constraints[slot] for slot in slots}
@@ -99,7 +158,9 @@ class UserSimulator:
         return UserAct("inform", inform=values, request=tuple(request))
 
     def _pending_requests(self) -> tuple[str, ...]:
-        return tuple(r for r in self.state.goal.requests if r not in self.state.answered)
+        """Requests not yet answered about the entry under discussion."""
+        s = self.state
+        return tuple(r for r in s.goal.requests if s.accepted is None or s.answered.get(r) != s.accepted)
 
     def _next_on_agenda(self) -> UserAct:
         untold = [s for s in self.state.goal.constraints if s not in self.state.told]
@@ -127,7 +188,7 @@ class UserSimulator:
         return (
             not self._violated(turn.entry)
             and all(k in s.told for k in user_only)
-            and not self._pending_requests()
+            and all(s.answered.get(r) == turn.entry for r in goal.requests)  # about the booked entry
         )
 
 
