@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from textdqn.errors import ConfigError, TextDQNError
@@ -16,8 +17,10 @@ from textdqn.errors import ConfigError, TextDQNError
 app = typer.Typer(help="Distributed Ape-X DQN for language tasks, on Ray.", no_args_is_help=True)
 bench_app = typer.Typer(help="Throughput benchmarks, each against its peers in the same run.")
 replay_app = typer.Typer(help="Look into replay checkpoints.")
+domain_app = typer.Typer(help="Check and describe dialogue domain files (textdqn/Dialogue-v0).")
 app.add_typer(bench_app, name="bench")
 app.add_typer(replay_app, name="replay")
+app.add_typer(domain_app, name="domain")
 # Piped or redirected output keeps wide benchmark tables whole (Rich would assume 80 columns).
 console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160)
 
@@ -33,7 +36,7 @@ def _report(table: Table, result: dict, json_path: Path | None) -> None:
 
 
 def _fail(error: Exception) -> None:
-    console.print(f"[bold red]error:[/] {error}")
+    console.print(f"[bold red]error:[/] {escape(str(error))}", soft_wrap=True)
     raise typer.Exit(code=2)
 
 
@@ -432,6 +435,35 @@ def _inspect_redis(url: str, run: str | None, password_env: str) -> None:
             table.add_row(key, value)
         for name, (dtype, shape) in shard["schema"].items():
             table.add_row(f"field {name}", f"{dtype} {tuple(shape)}")
+        console.print(table)
+
+
+DomainFile = Annotated[str, typer.Argument(help="A domain YAML file, or a shipped domain's name (movies).")]
+
+
+@domain_app.command("check")
+def domain_check(file: DomainFile) -> None:
+    """Check a dialogue domain file: one line when it is fine, else every problem (exit code 2)."""
+    from textdqn.envs.dialogue.domain_report import check_summary
+
+    try:
+        console.print(check_summary(file), markup=False, highlight=False, soft_wrap=True)
+    except TextDQNError as e:
+        _fail(e)
+
+
+@domain_app.command("show")
+def domain_show(
+    file: DomainFile, seed: Annotated[int, typer.Option(help="Knowledge-base and goal seed (kb_seed).")] = 0
+) -> None:
+    """Print a domain's act space, observation size, knowledge base, goal statistics and two goals."""
+    from textdqn.envs.dialogue.domain_report import show_domain
+
+    try:
+        tables = show_domain(file, seed)
+    except TextDQNError as e:
+        _fail(e)
+    for table in tables:
         console.print(table)
 
 

@@ -1,9 +1,14 @@
-"""The command line: help, and `replay inspect` on a real checkpoint and on a bad one."""
+"""The command line: help, `replay inspect` on a real checkpoint and on a bad one, `domain check` and
+`domain show` on shipped and broken domain files."""
 
+import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import make_batch
 from textdqn.cli import app
+from textdqn.envs.dialogue.acts import system_acts
+from textdqn.envs.dialogue.domain import DOMAINS_DIR, load_domain, make_goals, make_kb
+from textdqn.envs.dialogue.domain_report import goal_stats
 from textdqn.replay_server import ReplayShard
 
 runner = CliRunner()
@@ -30,3 +35,50 @@ def test_replay_inspect_missing_dir_is_a_clear_error(tmp_path):
     result = runner.invoke(app, ["replay", "inspect", str(tmp_path / "nope")])
     assert result.exit_code == 2
     assert "missing" in result.output
+
+
+SHIPPED = sorted({"movies", "restaurants", *(str(p) for p in DOMAINS_DIR.glob("*.yaml"))})
+
+
+@pytest.mark.parametrize("domain", SHIPPED)
+def test_domain_check_accepts_the_shipped_domains(domain):
+    result = runner.invoke(app, ["domain", "check", domain])
+    assert result.exit_code == 0, result.output
+    assert f"{domain}: ok (" in result.output and "system acts" in result.output
+
+
+def test_domain_check_lists_every_problem_and_exits_2(tmp_path):
+    text = (DOMAINS_DIR / "movies.yaml").read_text(encoding="utf-8")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(
+        text.replace("required: [moviename, numberofpeople]", "required: [moviname, numberofpeople]")
+        .replace("theater: {by: city, per_group: 3}", "theater: {by: city, per_group: 30}")
+        .replace("offer: [", "ofer: ["),
+        encoding="utf-8",
+    )
+    result = runner.invoke(app, ["domain", "check", str(broken)])
+    assert result.exit_code == 2, result.output
+    assert "has 4 problems" in result.output
+    for text in [
+        "goals.required: ['moviname'] are not informable slots — did you mean 'moviename'",
+        "grouped.theater.per_group: 30 is out of range — give a whole number from 1 to 8",
+        "templates.system: unknown keys ['ofer'] — did you mean 'offer'",
+        "templates.system.offer: missing — the domain has no sentences for templates.system.offer",
+    ]:
+        assert text in result.output, text
+    missing = runner.invoke(app, ["domain", "check", "no-such-domain"])
+    assert missing.exit_code == 2 and "not found" in missing.output and "movies" in missing.output
+
+
+def test_domain_show_prints_the_act_space_and_goal_statistics():
+    domain = load_domain("movies")
+    kb = make_kb(domain, 0)
+    train, test = make_goals(domain, kb, 0)
+    stats = goal_stats(kb, train + test)
+    result = runner.invoke(app, ["domain", "show", "movies"])
+    assert result.exit_code == 0, result.output
+    n_acts = len(system_acts(domain))
+    assert f"act space: {n_acts} system acts" in result.output
+    assert f"{n_acts - 1} │ bye" in result.output  # numbered from 0
+    assert "feasible share" in result.output and f"{stats.feasible_share:.1%}" in result.output
+    assert "vector observation size" in result.output and "movies goal:" in result.output

@@ -4,7 +4,22 @@ generated deterministically from a seed.
 A domain file (YAML, see domains/) declares the knowledge-base slots with their values,
 the user-only slots (constraints such as the number of people, known only to the user),
 which slots a goal may constrain (informable) or ask about (requestable), and the goal
-sampling recipe. A new domain is a new file: no code.
+sampling recipe. A new domain is a new file: no code. `load_domain` checks the whole file
+first (domain_check.py) and reports every problem at once; `textdqn domain check FILE` runs
+the same check.
+
+Entity attributes can depend on each other. `grouped: {theater: {by: city, per_group: 3}}`
+draws each entry's theater from a subset of 3 tied to its city. `fixed:` makes one slot a
+function of another, so that generated entries are consistent (a postcode follows the area,
+a phone number its restaurant):
+
+    fixed:
+      postcode: {by: area, values: {north: cb41, south: cb28, centre: cb21}}  # explicit map
+      phone: {by: restaurantname}  # no map: one value per `by` value, drawn once (seeded)
+
+Both slots are knowledge-base slots; an explicit map covers every value of `by` with values
+of the slot; entries are applied in file order after `grouped`, so a chain (area by city,
+postcode by area) lists its links top-down.
 
 The knowledge base is a struct of arrays (one int code per slot and entry), so matching
 constraints against all entries is one vectorized comparison.
@@ -19,20 +34,11 @@ from typing import Any
 import numpy as np
 import yaml
 
+from textdqn.envs.dialogue.domain_check import TEMPLATE_KEYS as TEMPLATE_KEYS
+from textdqn.envs.dialogue.domain_check import check_domain, format_problems
 from textdqn.errors import ConfigError
 
 DOMAINS_DIR = Path(__file__).parent / "domains"
-_REQUIRED_KEYS = (
-    "name",
-    "entity",
-    "kb_size",
-    "kb_slots",
-    "user_slots",
-    "informable",
-    "requestable",
-    "goals",
-    "templates",
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +49,10 @@ class UserRules:
     """turns that cost patience the user forgives; one more and it leaves (the dialogue fails)"""
     greeting_replies: int = 1
     """greetings the user answers with the next item on its agenda (later ones cost patience)"""
+    change_mind: float = 0.5
+    """share of users (with a feasible goal) who, having accepted an offer, change one constraint
+    they told to another value some entry still has ("actually, make it 9pm"): the accepted
+    entry no longer fits, so a policy must offer again before booking"""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +71,8 @@ class Domain:
     goals: dict[str, Any]
     templates: dict[str, dict[str, tuple[str, ...]]]
     user_rules: UserRules = UserRules()
+    fixed: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    """slot -> {"by": slot, "values": {by value: value} or None}: one value per `by` value"""
 
     @property
     def slots(self) -> tuple[str, ...]:
@@ -72,7 +84,36 @@ class Domain:
 
 
 def load_domain(name_or_path: str) -> Domain:
-    """A shipped domain by name ("movies", "restaurants") or a domain file by path."""
+    """A shipped domain by name ("movies", "restaurants") or a domain file by path.
+
+    ConfigError, listing every problem of the file at once (see domain_check.py), unless the
+    file is complete and consistent.
+    """
+    path = domain_path(name_or_path)
+    data = read_domain_file(path)
+    problems = check_domain(data, dataclasses.asdict(UserRules()))
+    if problems:
+        raise ConfigError(format_problems(path, problems))
+    fixed = data.get("fixed") or {}
+    return Domain(
+        name=str(data["name"]),
+        entity=str(data["entity"]),
+        kb_size=int(data["kb_size"]),
+        kb_slots={str(k): tuple(map(str, v)) for k, v in data["kb_slots"].items()},
+        user_slots={str(k): tuple(map(str, v)) for k, v in (data["user_slots"] or {}).items()},
+        informable=tuple(map(str, data["informable"])),
+        requestable=tuple(map(str, data["requestable"])),
+        offer_slots=tuple(map(str, data.get("offer_slots") or ())),
+        grouped={str(k): dict(v) for k, v in (data.get("grouped") or {}).items()},
+        goals=dict(data["goals"]),
+        templates={side: {k: tuple(v) for k, v in acts.items()} for side, acts in data["templates"].items()},
+        user_rules=_user_rules(data.get("user") or {}),
+        fixed={str(k): _fixed_spec(v) for k, v in fixed.items()},
+    )
+
+
+def domain_path(name_or_path: str) -> Path:
+    """The file of a shipped domain name ("movies") or of a path; ConfigError when there is none."""
     path = Path(name_or_path)
     if not path.suffix:
         path = DOMAINS_DIR / f"{name_or_path}.yaml"
@@ -81,8 +122,13 @@ def load_domain(name_or_path: str) -> Domain:
         raise ConfigError(
             f"dialogue domain {name_or_path!r} not found: use one of {shipped} or a path to a YAML file"
         )
+    return path
+
+
+def read_domain_file(path: Path) -> object:
+    """The parsed YAML of a domain file; ConfigError with the line and column of a syntax error."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as e:
         raise ConfigError(f"domain file {path} is not UTF-8 (byte {e.start}); save it as UTF-8") from None
     except yaml.YAMLError as e:
@@ -91,74 +137,18 @@ def load_domain(name_or_path: str) -> Domain:
         raise ConfigError(
             f"domain file {path} is not valid YAML{where}: {getattr(e, 'problem', None) or e}; fix it there"
         ) from None
-    missing = [k for k in _REQUIRED_KEYS if not isinstance(data, dict) or k not in data]
-    if missing:
-        raise ConfigError(
-            f"domain file {path} lacks {missing}; see {DOMAINS_DIR / 'movies.yaml'} for the format"
-        )
-    domain = Domain(
-        name=str(data["name"]),
-        entity=str(data["entity"]),
-        kb_size=int(data["kb_size"]),
-        kb_slots={k: tuple(map(str, v)) for k, v in data["kb_slots"].items()},
-        user_slots={k: tuple(map(str, v)) for k, v in data["user_slots"].items()},
-        informable=tuple(data["informable"]),
-        requestable=tuple(data["requestable"]),
-        offer_slots=tuple(data.get("offer_slots") or ()),
-        grouped=dict(data.get("grouped") or {}),
-        goals=dict(data["goals"]),
-        templates={side: {k: tuple(v) for k, v in acts.items()} for side, acts in data["templates"].items()},
-        user_rules=_user_rules(data.get("user") or {}, path),
-    )
-    _check(domain, path)
-    return domain
 
 
-def _user_rules(section: dict, path: Path) -> UserRules:
-    """The `user:` section as UserRules: known keys, whole numbers >= 0."""
-    known = {f.name for f in dataclasses.fields(UserRules)}
-    if not isinstance(section, dict) or set(section) - known:
-        extra = sorted(set(section) - known) if isinstance(section, dict) else section
-        raise ConfigError(f"domain file {path}: user: has unknown keys {extra}; it takes {sorted(known)}")
-    for key, value in section.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise ConfigError(f"domain file {path}: user.{key} must be a whole number >= 0, got {value!r}")
-    return UserRules(**section)
+def _user_rules(section: dict) -> UserRules:
+    """The `user:` section as UserRules (checked by domain_check.check_user: known keys, whole
+    numbers >= 0, shares in [0, 1])."""
+    defaults = dataclasses.asdict(UserRules())
+    return UserRules(**{k: type(defaults[k])(v) for k, v in section.items()})
 
 
-# Every act the simulator and the system can say needs at least one sentence in the domain.
-TEMPLATE_KEYS = {
-    "user": ("greeting", "inform", "request", "confirm_yes", "confirm_no", "accept", "reject", "correct",
-             "thanks", "dont_care"),
-    "system": ("greeting", "request", "inform", "confirm", "offer", "book", "no_entry", "summary", "no_match",
-               "unknown", "bye"),
-}  # fmt: skip
-
-
-def _check(domain: Domain, path: Path) -> None:
-    missing = [
-        f"templates.{side}.{key}"
-        for side, keys in TEMPLATE_KEYS.items()
-        for key in keys
-        if not domain.templates.get(side, {}).get(key)
-    ]
-    if missing:
-        raise ConfigError(
-            f"domain file {path} has no sentences for {', '.join(missing)}: add a list for each "
-            f"(see {DOMAINS_DIR / 'movies.yaml'})"
-        )
-    known = set(domain.slots)
-    for field in ("informable", "requestable"):
-        unknown = set(getattr(domain, field)) - known
-        if unknown:
-            raise ConfigError(f"domain file {path}: {field} names unknown slots {sorted(unknown)}")
-    if set(domain.offer_slots) - set(domain.kb_slots):
-        raise ConfigError(f"domain file {path}: offer_slots must be knowledge-base slots")
-    if set(domain.requestable) - set(domain.kb_slots):
-        raise ConfigError(f"domain file {path}: requestable slots must be knowledge-base slots")
-    for slot, spec in domain.grouped.items():
-        if slot not in domain.kb_slots or spec.get("by") not in domain.kb_slots:
-            raise ConfigError(f"domain file {path}: grouped.{slot} must name two knowledge-base slots")
+def _fixed_spec(spec: dict) -> dict[str, Any]:
+    values = spec.get("values")
+    return {"by": str(spec["by"]), "values": {str(k): str(v) for k, v in values.items()} if values else None}
 
 
 class KnowledgeBase:
@@ -192,7 +182,9 @@ def make_kb(domain: Domain, seed: int = 0) -> KnowledgeBase:
 
     Values are drawn uniformly per slot, except grouped slots, whose value comes from a
     fixed subset tied to another slot's value (e.g. a city's theaters), so partial
-    constraints leave several matching entries, as in real booking data.
+    constraints leave several matching entries, as in real booking data; then fixed slots,
+    in file order, take the one value their `by` slot's value maps to (the domain's map, or
+    one drawn per `by` value).
     """
     rng = np.random.default_rng(seed)
     slots = list(domain.kb_slots)
@@ -203,7 +195,19 @@ def make_kb(domain: Domain, seed: int = 0) -> KnowledgeBase:
         subsets = np.stack([rng.choice(n_values, spec["per_group"], replace=False) for _ in range(n_groups)])
         pick = rng.integers(0, spec["per_group"], domain.kb_size)
         codes[:, slots.index(slot)] = subsets[codes[:, by], pick]
+    for slot, spec in domain.fixed.items():
+        codes[:, slots.index(slot)] = fixed_table(domain, slot, rng)[codes[:, slots.index(spec["by"])]]
     return KnowledgeBase(domain, codes.astype(np.int16))
+
+
+def fixed_table(domain: Domain, slot: str, rng: np.random.Generator) -> np.ndarray:
+    """int [values of `by`]: the code of fixed `slot`'s value for each value code of its `by`
+    slot (the domain's explicit map, or else one value drawn per `by` value from `rng`)."""
+    spec = domain.fixed[slot]
+    by_values, values = domain.kb_slots[spec["by"]], domain.kb_slots[slot]
+    if spec["values"] is None:
+        return rng.integers(0, len(values), len(by_values))
+    return np.array([values.index(spec["values"][v]) for v in by_values])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,11 +217,15 @@ class UserGoal:
     constraints: dict[str, str]
     requests: tuple[str, ...]
     feasible: bool
+    fallback: dict[str, str] | None = None
+    """for a goal made infeasible: the constraint it was made from (slot -> value), what the
+    user settles for once the system says nothing matches"""
 
 
 def make_goals(domain: Domain, kb: KnowledgeBase, seed: int = 0) -> tuple[list[UserGoal], list[UserGoal]]:
     """(train, test) goals, fixed by the seed. Each is drawn from a KB entry; a fraction is made
-    infeasible on purpose by changing one constraint to a value no entry combines with the rest."""
+    infeasible on purpose by changing one constraint to a value no entry combines with the rest
+    (the user falls back to the value it had once told that nothing matches)."""
     spec = domain.goals
     rng = np.random.default_rng(seed + 1)
     goals = [_goal(domain, kb, spec, rng) for _ in range(int(spec["count"]))]
@@ -236,18 +244,22 @@ def _goal(domain: Domain, kb: KnowledgeBase, spec: dict, rng: np.random.Generato
     askable = [s for s in domain.requestable if s not in constraints]
     n_requests = int(rng.integers(spec["requests"][0], spec["requests"][1] + 1))
     requests = tuple(rng.choice(askable, min(n_requests, len(askable)), replace=False).tolist())
+    fallback = None
     if rng.random() < float(spec["infeasible_fraction"]):
-        constraints = _make_infeasible(domain, kb, constraints, rng)
+        constraints, fallback = _make_infeasible(domain, kb, constraints, rng)
     feasible = bool(kb.match(constraints).any())
-    return UserGoal(constraints=constraints, requests=requests, feasible=feasible)
+    return UserGoal(constraints=constraints, requests=requests, feasible=feasible, fallback=fallback)
 
 
-def _make_infeasible(domain: Domain, kb: KnowledgeBase, constraints: dict, rng: np.random.Generator) -> dict:
-    """Change one knowledge-base constraint to a value that no entry combines with the rest."""
+def _make_infeasible(
+    domain: Domain, kb: KnowledgeBase, constraints: dict, rng: np.random.Generator
+) -> tuple[dict, dict | None]:
+    """Change one knowledge-base constraint to a value that no entry combines with the rest;
+    returns the new constraints and the changed one as it was (None if none could change)."""
     kb_constraints = [s for s in constraints if s in domain.kb_slots]
     for slot in map(str, rng.permutation(kb_constraints)):
         for value in rng.permutation(domain.kb_slots[slot]):
             trial = {**constraints, slot: str(value)}
             if not kb.match(trial).any():
-                return trial
-    return constraints
+                return trial, {slot: constraints[slot]}
+    return constraints, None
