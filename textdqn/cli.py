@@ -100,15 +100,20 @@ def _train_config(config: Path | None, resume: str, overrides: list[str]):
     with overrides (a CONFIG given too must say the same, or it is refused)."""
     from textdqn import typed_config
     from textdqn.config import load_config, to_dict, without_secrets
+    from textdqn.envs.run_files import copy_run_files
+    from textdqn.metrics import RunDirectory
 
     if not resume:
         if config is None:
             raise ConfigError("give a config file (textdqn train configs/cartpole.yaml) or --resume RUN_DIR")
         return load_config(config, overrides)
-    cfg = load_config(Path(resume) / "config.yaml", overrides)
+    run = RunDirectory.open(resume)
+    cfg = run.load_config(overrides)
     if config is not None:
-        given = typed_config.flatten(to_dict(without_secrets(load_config(config, overrides))))
-        saved = typed_config.flatten(to_dict(cfg))
+        # The run reads its own copies of the env's files: compare what config.yaml says.
+        given = load_config(config, overrides)
+        given = typed_config.flatten(to_dict(without_secrets(copy_run_files(given, run.path, write=False))))
+        saved = typed_config.flatten(to_dict(load_config(run.config_path, overrides)))
         differ = sorted(k for k in given.keys() | saved.keys() if given.get(k) != saved.get(k))
         if differ:
             raise ConfigError(

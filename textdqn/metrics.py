@@ -105,7 +105,9 @@ class RunDirectory:
         line to resumes.log, so the run directory says what changed and when."""
         if not overrides:
             return
-        dump_config(without_secrets(config), self.config_path)
+        from textdqn.envs.run_files import copy_run_files
+
+        dump_config(without_secrets(copy_run_files(config, self._path)), self.config_path)
         from textdqn.replay_server.redis_connection import redact_url
 
         shown = [f"{k}={redact_url(v)}" for k, _, v in (o.partition("=") for o in overrides)]
@@ -116,7 +118,9 @@ class RunDirectory:
     @classmethod
     def create(cls, config: Config, run_dir: str = "", root: str = "runs") -> RunDirectory:
         """Make a new run directory (`run_dir`, or root/<run.name>-<YYYYmmdd-HHMMSS>) and write
-        `config` to its config.yaml; a directory that already holds a run is refused."""
+        `config` to its config.yaml; a directory that already holds a run is refused. The env's
+        user files (a domain file, a prompts file) are copied into it (envs/run_files.py): train
+        with `run.with_own_files(config)`."""
         path = Path(run_dir) if run_dir else cls.default_path(config, root)
         run = cls(path)
         if run.config_path.exists():
@@ -128,8 +132,16 @@ class RunDirectory:
             raise ConfigError(f"run directory {path} is a file: choose another --run-dir")
         for folder in (run.path, run.tensorboard_dir, run.checkpoints_dir):
             folder.mkdir(parents=True, exist_ok=True)
-        dump_config(without_secrets(config), run.config_path)
+        from textdqn.envs.run_files import copy_run_files
+
+        dump_config(without_secrets(copy_run_files(config, run.path)), run.config_path)
         return run
+
+    def with_own_files(self, config: Config) -> Config:
+        """`config` reading the env's files from this run directory's copies."""
+        from textdqn.envs.run_files import copy_run_files, resolve_run_files
+
+        return resolve_run_files(copy_run_files(config, self._path, write=False), self._path)
 
     @classmethod
     def open(cls, path: str | Path) -> RunDirectory:
@@ -150,8 +162,9 @@ class RunDirectory:
         return run
 
     def load_config(self, overrides: Sequence[str] = ()) -> Config:
-        """The run's config.yaml, with ``--set`` style `overrides` applied and validated."""
-        return load_config(self.config_path, overrides)
+        """The run's config.yaml, with ``--set`` style `overrides` applied and validated, reading
+        the env's files from this run directory's copies."""
+        return self.with_own_files(load_config(self.config_path, overrides))
 
 
 def _plain(value: Any) -> Any:

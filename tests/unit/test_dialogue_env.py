@@ -23,15 +23,14 @@ def _run(env, policy, episodes, seed=0):
 
 
 def _scripted(env, info):
-    """The rule agent plus what it lacks: answer the user's requests, say when nothing matches."""
+    """The rule agent plus what it lacks: say when nothing matches, offer again when the user
+    changes its mind."""
     index = env.act_index
+    if env.last_user == "change" and info["action_mask"][index[("offer", None)]]:
+        return index[("offer", None)]
     if all(slot in env.heard for slot in env.domain.informable):
         if not info["action_mask"][index[("offer", None)]] and env.offered is None:
             return index[("no_match", None)]
-        if env.offered is not None and env.last_user != "reject":
-            for slot in env.domain.requestable:
-                if slot in env.user_requests:
-                    return index[("inform", slot)]
     return env.rule_action()
 
 

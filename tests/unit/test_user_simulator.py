@@ -1,5 +1,7 @@
 """The agenda-based user simulator on scripted dialogues."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -14,6 +16,7 @@ KB = make_kb(DOMAIN, 0)
 TRAIN, _ = make_goals(DOMAIN, KB, seed=0)
 FEASIBLE = [g for g in TRAIN if g.feasible]
 INFEASIBLE = [g for g in TRAIN if not g.feasible]
+STEADY = UserRules(change_mind=0.0)  # users who never change their mind
 
 
 def _perfect_dialogue(goal, sim, rng):
@@ -55,14 +58,14 @@ def _told_everything(goal, sim, rng):
 
 
 def test_a_perfect_policy_succeeds_on_every_feasible_goal():
-    sim, rng = UserSimulator(DOMAIN, KB), np.random.default_rng(0)
+    sim, rng = UserSimulator(DOMAIN, KB, rules=STEADY), np.random.default_rng(0)
     for goal in FEASIBLE[:50]:
         state = _perfect_dialogue(goal, sim, rng)
         assert state.done and state.success, goal
 
 
 def test_booking_a_wrong_entry_fails():
-    sim, rng = UserSimulator(DOMAIN, KB), np.random.default_rng(0)
+    sim, rng = UserSimulator(DOMAIN, KB, rules=STEADY), np.random.default_rng(0)
     goal = FEASIBLE[0]
     sim.reset(goal, rng)
     wrong = int(np.flatnonzero(~KB.match(goal.constraints))[0])
@@ -73,7 +76,7 @@ def test_booking_a_wrong_entry_fails():
 
 
 def test_unanswered_requests_make_a_correct_booking_fail():
-    sim, rng = UserSimulator(DOMAIN, KB), np.random.default_rng(0)
+    sim, rng = UserSimulator(DOMAIN, KB, rules=STEADY), np.random.default_rng(0)
     goal = FEASIBLE[1]
     sim.reset(goal, rng)
     for slot in goal.constraints:
@@ -84,7 +87,7 @@ def test_unanswered_requests_make_a_correct_booking_fail():
 
 
 def test_max_turns_fails():
-    patient = UserRules(patience=100, greeting_replies=100)
+    patient = UserRules(patience=100, greeting_replies=100, change_mind=0.0)
     sim, rng = UserSimulator(DOMAIN, KB, max_turns=40, rules=patient), np.random.default_rng(0)
     sim.reset(FEASIBLE[0], rng)
     system_turns = 0
@@ -94,8 +97,18 @@ def test_max_turns_fails():
     assert system_turns == 20 and not sim.state.success  # 1 + 2·20 turns > 40
 
 
-def test_no_match_succeeds_only_for_infeasible_goals_once_the_user_told_enough():
-    sim, rng = UserSimulator(DOMAIN, KB), np.random.default_rng(0)
+def _book_what_fits(goal, sim):
+    """Offer the first entry fitting the user's constraints as they stand, inform, book."""
+    entry = int(np.flatnonzero(KB.match(sim.state.constraints))[0])
+    assert sim.respond(SystemTurn(SystemAct("offer"), entry=entry)).intent == "accept"
+    for slot in goal.requests:
+        sim.respond(_inform(slot, entry))
+    sim.respond(SystemTurn(SystemAct("book"), entry=entry))
+    return entry
+
+
+def test_no_match_once_the_user_told_enough_makes_it_fall_back_and_a_guess_fails():
+    sim, rng = UserSimulator(DOMAIN, KB, rules=STEADY), np.random.default_rng(0)
     guesses = 0
     for goal in INFEASIBLE[:20]:
         sim.reset(goal, rng)
@@ -106,20 +119,67 @@ def test_no_match_succeeds_only_for_infeasible_goals_once_the_user_told_enough()
             guesses += 1
     assert guesses > 0
     goal = INFEASIBLE[0]
-    sim.reset(goal, rng)
-    for slot in goal.constraints:
-        sim.respond(SystemTurn(SystemAct("request", slot)))
-    sim.respond(SystemTurn(SystemAct("no_match")))
+    assert goal.fallback and not KB.match(goal.constraints).any()
+    _told_everything(goal, sim, rng)
+    reply = sim.respond(SystemTurn(SystemAct("no_match")))
+    assert reply == UserAct("change", inform=goal.fallback) and not sim.state.done  # settles for less
+    assert sim.state.relaxed and KB.match(sim.state.constraints).any()
+    _book_what_fits(goal, sim)
     assert sim.state.success
-    sim.reset(FEASIBLE[0], rng)
-    for slot in FEASIBLE[0].constraints:
-        sim.respond(SystemTurn(SystemAct("request", slot)))
+    # Booking without saying no_match never makes the user fall back: every entry violates a constraint.
+    _told_everything(goal, sim, rng)
+    fits_fallback = int(np.flatnonzero(KB.match({**goal.constraints, **goal.fallback}))[0])
+    sim.respond(SystemTurn(SystemAct("book"), entry=fits_fallback))
+    assert sim.state.done and not sim.state.success
+    _told_everything(FEASIBLE[0], sim, rng)
     sim.respond(SystemTurn(SystemAct("no_match")))
-    assert not sim.state.success
+    assert sim.state.done and not sim.state.success
+
+
+def test_an_infeasible_goal_without_fallback_succeeds_on_a_timely_no_match():
+    sim, rng = UserSimulator(DOMAIN, KB, rules=STEADY), np.random.default_rng(0)
+    goal = dataclasses.replace(INFEASIBLE[0], fallback=None)
+    _told_everything(goal, sim, rng)
+    sim.respond(SystemTurn(SystemAct("no_match")))
+    assert sim.state.done and sim.state.success
+
+
+# --- users who change their mind ---
+
+
+def test_a_user_who_changes_its_mind_needs_a_new_offer_before_the_booking():
+    sim, rng = UserSimulator(DOMAIN, KB, rules=UserRules(change_mind=1.0)), np.random.default_rng(0)
+    goal = FEASIBLE[0]
+    _told_everything(goal, sim, rng)
+    slot, value = sim.state.change
+    assert value != goal.constraints[slot] and KB.match({**goal.constraints, slot: value}).any()
+    first = int(np.flatnonzero(KB.match(goal.constraints))[0])
+    reply = sim.respond(SystemTurn(SystemAct("offer"), entry=first))
+    assert reply == UserAct("change", inform={slot: value}) and sim.state.accepted is None
+    for r in goal.requests:  # answers about the entry the user no longer wants
+        assert sim.respond(_inform(r, first)).intent == "reject"
+    sim.respond(SystemTurn(SystemAct("book"), entry=first))
+    assert sim.state.done and not sim.state.success and sim.state.diagnostics()["changed_mind"] == 1
+    # The same user, offered an entry that fits the revised goal, books it.
+    _told_everything(goal, sim, rng)
+    sim.respond(SystemTurn(SystemAct("offer"), entry=first))
+    entry = _book_what_fits(goal, sim)
+    assert entry != first and sim.state.success
+
+
+def test_the_share_of_users_who_change_their_mind_follows_the_rules():
+    rng = np.random.default_rng(0)
+    for share in (0.0, 0.5):
+        sim = UserSimulator(DOMAIN, KB, rules=UserRules(change_mind=share))
+        changes = []
+        for goal in FEASIBLE[:400]:
+            sim.reset(goal, rng)
+            changes.append(sim.state.change is not None)
+        assert np.mean(changes) == pytest.approx(share, abs=0.06)
 
 
 def test_an_accepted_offer_answers_requests_for_the_offer_slots():
-    sim, rng = UserSimulator(DOMAIN, KB), np.random.default_rng(0)
+    sim, rng = UserSimulator(DOMAIN, KB, rules=STEADY), np.random.default_rng(0)
     goal = next(g for g in FEASIBLE if set(g.requests) <= set(DOMAIN.offer_slots))
     sim.reset(goal, rng)
     for slot in goal.constraints:
@@ -131,7 +191,7 @@ def test_an_accepted_offer_answers_requests_for_the_offer_slots():
 
 
 def test_confirm_and_dont_care():
-    sim, rng = UserSimulator(DOMAIN, KB), np.random.default_rng(0)
+    sim, rng = UserSimulator(DOMAIN, KB, rules=STEADY), np.random.default_rng(0)
     goal = FEASIBLE[0]
     sim.reset(goal, rng)
     slot, value = next(iter(goal.constraints.items()))
@@ -164,7 +224,7 @@ def test_action_space_is_built_from_the_domain():
 
 
 def test_an_inform_about_another_entry_is_a_wrong_answer_and_the_booking_fails():
-    sim, rng = UserSimulator(DOMAIN, KB), np.random.default_rng(0)
+    sim, rng = UserSimulator(DOMAIN, KB, rules=STEADY), np.random.default_rng(0)
     goal, slot, booked, other = _two_matching_entries_that_differ()
     _told_everything(goal, sim, rng)
     assert sim.respond(SystemTurn(SystemAct("offer"), entry=booked)).intent == "accept"
@@ -180,7 +240,7 @@ def test_an_inform_about_another_entry_is_a_wrong_answer_and_the_booking_fails()
 
 def test_answers_about_an_earlier_offer_do_not_count_for_the_booked_one():
     """Accept A, hear A's value, then accept C and book it: the user never heard C's value."""
-    sim, rng = UserSimulator(DOMAIN, KB), np.random.default_rng(0)
+    sim, rng = UserSimulator(DOMAIN, KB, rules=STEADY), np.random.default_rng(0)
     goal, _, first, second = _two_matching_entries_that_differ()
     _told_everything(goal, sim, rng)
     sim.respond(SystemTurn(SystemAct("offer"), entry=first))
@@ -205,7 +265,7 @@ def test_answers_about_an_earlier_offer_do_not_count_for_the_booked_one():
 
 def test_repeated_greetings_exhaust_patience_and_the_user_leaves():
     sim, rng = (
-        UserSimulator(DOMAIN, KB, rules=UserRules(patience=2, greeting_replies=1)),
+        UserSimulator(DOMAIN, KB, rules=UserRules(patience=2, greeting_replies=1, change_mind=0.0)),
         np.random.default_rng(0),
     )
     sim.reset(FEASIBLE[0], rng)
@@ -220,7 +280,8 @@ def test_repeated_greetings_exhaust_patience_and_the_user_leaves():
 
 
 def test_repeated_questions_and_contradicting_offers_cost_patience_but_new_ones_do_not():
-    sim, rng = UserSimulator(DOMAIN, KB, rules=UserRules(patience=1)), np.random.default_rng(0)
+    sim = UserSimulator(DOMAIN, KB, rules=UserRules(patience=1, change_mind=0.0))
+    rng = np.random.default_rng(0)
     goal = FEASIBLE[0]
     sim.reset(goal, rng)
     slots = list(goal.constraints)
@@ -236,7 +297,8 @@ def test_repeated_questions_and_contradicting_offers_cost_patience_but_new_ones_
 
 
 def test_an_offer_against_a_constraint_not_yet_told_is_a_plain_rejection():
-    sim, rng = UserSimulator(DOMAIN, KB, rules=UserRules(patience=0)), np.random.default_rng(0)
+    sim = UserSimulator(DOMAIN, KB, rules=UserRules(patience=0, change_mind=0.0))
+    rng = np.random.default_rng(0)
     goal = FEASIBLE[0]
     sim.reset(goal, rng)
     untold = [s for s in goal.constraints if s not in sim.state.told and s in DOMAIN.kb_slots]

@@ -28,7 +28,7 @@ from textdqn.cluster.progress import Progress
 from textdqn.cluster.replay_storage import ReplayStorage, check_storage, run_id_of
 from textdqn.config import Config, to_dict, without_secrets
 from textdqn.envs import save_run_files
-from textdqn.errors import TextDQNError
+from textdqn.errors import ConfigError, TextDQNError
 from textdqn.learner.checkpoint import (
     load_checkpoint,
     replay_snapshot_dir,
@@ -226,6 +226,7 @@ def train(
         path = run_dir or config.run.run_dir or RunDirectory.default_path(config)
         check_storage(config, run_id_of(path), resume=False)
         run = RunDirectory.create(config, run_dir=str(path))
+        config = run.with_own_files(config)
     started = False
     try:
         with ReplayStorage(config, run.path, run_id_of(run.path)) as storage:
@@ -346,7 +347,7 @@ def _supervise(config: Config, run: RunDirectory, runner, counters: _Counters, l
     summary = {
         "reached_target": bool(reached),
         "interrupted": interrupted,
-        "target": {"metric": stop.target_metric, "value": stop.target_value} if stop.target_metric else {},
+        "target": _target(stop),
         "env_steps": counters.env_steps,
         "updates": counters.updates,
         "wall_s": round(wall, 2),
@@ -397,7 +398,29 @@ def _baseline(evaluator: Evaluator, config: Config) -> dict:
 
 
 def _reached(stop, result: dict) -> bool:
-    return bool(stop.target_metric) and result.get(stop.target_metric, -np.inf) >= stop.target_value
+    """Whether `result` meets the target: target_metric >= target_value and every target_max
+    metric at most its value; ConfigError when the evaluation has no such metric."""
+    if not stop.target_metric:
+        return False
+    unknown = sorted({stop.target_metric, *stop.target_max} - set(result))
+    if unknown:
+        raise ConfigError(
+            f"stop.target_metric / stop.target_max name {unknown}, which the evaluation does not report; "
+            f"it reports {sorted(result)}: fix the config"
+        )
+    within = all(result[k] <= v for k, v in stop.target_max.items())
+    return result[stop.target_metric] >= stop.target_value and within
+
+
+def _target(stop) -> dict:
+    """The target as summary.json states it."""
+    if not stop.target_metric:
+        return {}
+    return {
+        "metric": stop.target_metric,
+        "value": stop.target_value,
+        **({"max": dict(stop.target_max)} if stop.target_max else {}),
+    }
 
 
 def _budget_spent(stop, c: _Counters, wall: float) -> bool:

@@ -13,7 +13,9 @@ import dataclasses
 
 from textdqn.envs.dialogue.domain import Domain
 
-USER_INTENTS = ("greeting", "inform", "request", "confirm_yes", "accept", "reject", "thanks", "dont_care")
+USER_INTENTS = (
+    "greeting", "inform", "request", "confirm_yes", "accept", "reject", "thanks", "dont_care", "change",
+)  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)

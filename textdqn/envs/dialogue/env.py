@@ -39,6 +39,8 @@ _MARKS = {
     "repeated_acts": "repeated",
     "offers_rejected": "offer rejected",
     "user_left": "the user left",
+    "changed_mind": "the user changed its mind",
+    "relaxed": "the user settled for its fallback",
 }
 _MATCH_BUCKETS = (0, 1, 2, 6)  # match-count buckets: 0, 1, 2–5, 6+
 OBSERVATIONS = ("vector", "tokens")
@@ -93,6 +95,8 @@ class DialogueEnv(gym.Env):
     """
 
     metadata: ClassVar[dict] = {"render_modes": []}
+    run_files: ClassVar[tuple[str, ...]] = ("domain",)
+    """keyword arguments naming files a run directory keeps a copy of (envs/run_files.py)"""
 
     def __init__(
         self,

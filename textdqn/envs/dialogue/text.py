@@ -43,21 +43,27 @@ DONT_CARE = "any"
 SPEAKERS = {"user": "[USR]", "system": "[SYS]"}
 """Transcript speakers and the token that opens each of their turns."""
 _JOIN = ", "  # between the clauses of one turn (punctuation only: no English here)
-_CLAUSE_INTENTS = ("inform", "request", "dont_care")  # user intents said by their slots alone
+_CLAUSE_INTENTS = ("inform", "request", "dont_care", "change")  # user intents said by their slots alone
 
 
 def render_user(act: UserAct, domain: Domain, rng: np.random.Generator) -> str:
     """What the user says for `act`: the intent's template (greeting, accept, reject, ...), a
     clause per informed slot (`correct` for a reject's corrected constraint, `dont_care` for
-    the value "any"), then a clause per requested slot, joined by commas."""
+    the value "any", `change` or else `correct` for a change of mind), then a clause per
+    requested slot, joined by commas."""
     parts = [] if act.intent in _CLAUSE_INTENTS else [_fill(domain, "user", act.intent, rng)]
     if act.intent != "confirm_yes":  # "yes" confirms the value the system just said
-        clause = "correct" if act.intent == "reject" else "inform"
+        clause = {"reject": "correct", "change": _change_key(domain)}.get(act.intent, "inform")
         for slot, value in act.inform.items():
             key = "dont_care" if value == DONT_CARE else clause
             parts.append(_fill(domain, "user", key, rng, slot=slot, value=value))
     parts += [_fill(domain, "user", "request", rng, slot=slot) for slot in act.request]
     return _JOIN.join(parts)
+
+
+def _change_key(domain: Domain) -> str:
+    """A user's change of mind is said with `templates.user.change`, or `correct` without one."""
+    return "change" if domain.templates.get("user", {}).get("change") else "correct"
 
 
 def render_system(turn: SystemTurn, domain: Domain, kb: KnowledgeBase, rng: np.random.Generator) -> str:

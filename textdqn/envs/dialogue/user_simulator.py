@@ -9,15 +9,22 @@ an inform about any other entry (rejected, never accepted) is a wrong answer: th
 says so and asks again. When nothing asks it anything, it works through its agenda: tell
 the next untold constraint, then ask the next unanswered request.
 
+Users change their mind (MultiWOZ-style goal changes): a share `change_mind` of the users
+with a feasible goal, once they accept an offer, revise one constraint they told to another
+value that some entry still has ("actually, make it 9pm"). The accepted entry then no longer
+fits, and the booking must be of one that fits the revised goal.
+
 Users lose patience (the domain's `user:` rules, UserRules): a greeting past the first
 `greeting_replies` gets a bare greeting back, and it, a repeated identical request or
-confirmation, or an offer that contradicts a constraint the user already gave each cost
-one unit; past `patience` the user leaves and the dialogue fails.
+confirmation, an offer that contradicts a constraint the user already gave, or a wrong
+inform each cost one unit; past `patience` the user leaves and the dialogue fails.
 
-Success needs a booked entry that satisfies every goal constraint, every user-only
-constraint told and every requested slot answered with the booked entry's value; or, for
-a goal nothing satisfies, the system saying so (no_match) once the constraints the user
-told rule out every entry.
+Success needs a booked entry that satisfies every (revised) goal constraint, every user-only
+constraint told and every requested slot answered with the booked entry's value. A goal
+nothing satisfies was made from a feasible one (UserGoal.fallback): once the system says so
+(no_match) at the right time, when what the user told rules out every entry, the user
+settles for the fallback and the dialogue goes on; a wrong no_match fails. (An infeasible
+goal without a fallback succeeds on that no_match.)
 Turns count both sides; past `max_turns` the dialogue fails. NLU noise corrupts what the
 system *perceives* of each user act, never the user's own state.
 """
@@ -48,6 +55,13 @@ class SystemTurn:
 @dataclasses.dataclass
 class UserState:
     goal: UserGoal
+    constraints: dict[str, str] = dataclasses.field(default_factory=dict)
+    """the goal's constraints as they stand (a user who changes its mind revises one)"""
+    change: tuple[str, str] | None = None
+    """(slot, new value) this user will switch to after accepting an offer, if it changes its mind"""
+    changed: bool = False
+    relaxed: bool = False
+    """whether the user, told nothing matches, fell back to its goal's `fallback`"""
     told: dict[str, str] = dataclasses.field(default_factory=dict)
     answered: dict[str, int] = dataclasses.field(default_factory=dict)
     """requested slot -> the entry whose value the system told for it"""
@@ -73,6 +87,8 @@ class UserState:
             "wrong_informs": float(self.wrong_informs),
             "any_wrong_inform": float(self.wrong_informs > 0),
             "user_left": float(self.left),
+            "changed_mind": float(self.changed),
+            "relaxed": float(self.relaxed),
         }
 
 
@@ -88,7 +104,9 @@ class UserSimulator:
 
     def reset(self, goal: UserGoal, rng: np.random.Generator) -> UserAct:
         """The opening turn: inform up to two constraints and ask the first request."""
-        self.state = UserState(goal=goal, turns=1)
+        self.state = UserState(goal=goal, constraints=dict(goal.constraints), turns=1)
+        if goal.feasible and rng.random() < self.rules.change_mind:
+            self.state.change = self._revision(goal.constraints, rng)
         slots = list(goal.constraints)
         told = [str(s) for s in rng.choice(slots, min(2, len(slots)), replace=False)]
         return self._inform(told, request=goal.requests[:1])
@@ -98,6 +116,8 @@ class UserSimulator:
         s = self.state
         s.turns += 2
         intent, slot = turn.act.intent, turn.act.slot
+        if intent == "no_match" and s.goal.fallback and not s.relaxed and self._nothing_fits():
+            return self._relax()  # right: nothing fits what the user said, so it settles for less
         if intent in ("book", "no_match", "bye"):
             s.done = True
             s.success = self._succeeds(turn)
@@ -118,8 +138,8 @@ class UserSimulator:
         if intent == "inform" and slot in s.goal.requests and turn.value is not None:
             about = turn.entry if turn.entry is not None and turn.entry == s.accepted else None
             if about is None or turn.value != self.kb.entry(about)[slot]:
-                s.wrong_informs += 1  # not about the entry under discussion: ask again
-                return UserAct("reject", request=(slot,))
+                s.wrong_informs += 1  # not about the entry under discussion: say so, ask again
+                return self._lapse(UserAct("reject", request=(slot,)))
             s.answered[slot] = turn.entry
         if intent == "offer" and turn.entry is not None:
             violated = self._violated(turn.entry)
@@ -129,17 +149,49 @@ class UserSimulator:
                 reply = dataclasses.replace(self._inform(violated[:1]), intent="reject")
                 return self._lapse(reply) if contradicts else reply
             s.accepted = turn.entry
+            if s.change is not None and not s.changed:
+                return self._change_mind()
             # An offer tells the entry's offer_slots (name, place, time, ...): those requests are answered.
             for r in set(self.domain.offer_slots) & set(s.goal.requests):
                 s.answered[r] = turn.entry
             return UserAct("accept", request=self._pending_requests()[:1])
         return self._next_on_agenda()
 
+    def _revision(self, constraints: dict[str, str], rng: np.random.Generator) -> tuple[str, str] | None:
+        """A knowledge-base constraint and another value for it that some entry combines with
+        the rest: what a user who changes its mind will ask for instead (None if there is none)."""
+        for slot in map(str, rng.permutation([k for k in constraints if k in self.domain.kb_slots])):
+            for value in map(str, rng.permutation(self.domain.kb_slots[slot])):
+                if value != constraints[slot] and self.kb.match({**constraints, slot: value}).any():
+                    return slot, value
+        return None
+
+    def _nothing_fits(self) -> bool:
+        """Whether what the user has told rules out every entry."""
+        return not self.kb.match(self.state.told).any()
+
+    def _relax(self) -> UserAct:
+        """Told that nothing matches, fall back to the goal's original constraint."""
+        s = self.state
+        s.relaxed = True
+        s.constraints.update(s.goal.fallback)
+        s.told.update(s.goal.fallback)
+        return UserAct("change", inform=dict(s.goal.fallback))
+
+    def _change_mind(self) -> UserAct:
+        """Revise the constraint in `state.change`: the accepted entry is no longer the one."""
+        s = self.state
+        slot, value = s.change
+        s.changed, s.accepted = True, None
+        s.constraints[slot] = value
+        s.told[slot] = value
+        return UserAct("change", inform={slot: value})
+
     def _answer(self, intent: str, slot: str | None, value: str | None) -> UserAct:
         """The reply to a request for, or a confirmation of, `slot`."""
-        if slot not in self.state.goal.constraints:
+        if slot not in self.state.constraints:
             return UserAct("dont_care", inform={slot: "any"})
-        if intent == "confirm" and value == self.state.goal.constraints[slot]:
+        if intent == "confirm" and value == self.state.constraints[slot]:
             return UserAct("confirm_yes", inform={slot: value})
         return self._inform([slot])
 
@@ -153,7 +205,7 @@ class UserSimulator:
         return reply
 
     def _inform(self, slots: list[str], request: tuple[str, ...] = ()) -> UserAct:
-        values = {slot: self.state.goal.constraints[slot] for slot in slots}
+        values = {slot: self.state.constraints[slot] for slot in slots}
         self.state.told.update(values)
         return UserAct("inform", inform=values, request=tuple(request))
 
@@ -163,7 +215,7 @@ class UserSimulator:
         return tuple(r for r in s.goal.requests if s.accepted is None or s.answered.get(r) != s.accepted)
 
     def _next_on_agenda(self) -> UserAct:
-        untold = [s for s in self.state.goal.constraints if s not in self.state.told]
+        untold = [s for s in self.state.constraints if s not in self.state.told]
         if untold:
             return self._inform(untold[:1])
         pending = self._pending_requests()
@@ -173,7 +225,7 @@ class UserSimulator:
 
     def _violated(self, entry: int) -> list[str]:
         values = self.kb.entry(entry)
-        return [s for s, v in self.state.goal.constraints.items() if s in values and values[s] != v]
+        return [s for s, v in self.state.constraints.items() if s in values and values[s] != v]
 
     def _succeeds(self, turn: SystemTurn) -> bool:
         s, goal = self.state, self.state.goal
@@ -181,10 +233,10 @@ class UserSimulator:
             return False
         if turn.act.intent == "no_match":
             # Right only when what the user has told already rules out every entry.
-            return not goal.feasible and not self.kb.match(s.told).any()
-        if turn.act.intent != "book" or turn.entry is None or not goal.feasible:
-            return False
-        user_only = [k for k in goal.constraints if k in self.domain.user_slots]
+            return not goal.feasible and not goal.fallback and self._nothing_fits()
+        if turn.act.intent != "book" or turn.entry is None:
+            return False  # the constraints as they stand: an unrelaxed infeasible goal violates one
+        user_only = [k for k in s.constraints if k in self.domain.user_slots]
         return (
             not self._violated(turn.entry)
             and all(k in s.told for k in user_only)

@@ -68,6 +68,8 @@ class TextGenEnv(gym.Env):
     """
 
     metadata: ClassVar[dict] = {"render_modes": []}
+    run_files: ClassVar[tuple[str, ...]] = ("prompts",)
+    """keyword arguments naming files a run directory keeps a copy of (envs/run_files.py)"""
     vector_env_class: ClassVar[type] = TextGenVectorEnv
     """what textdqn's make_vector_env steps these envs with: one batched reference read a step"""
 

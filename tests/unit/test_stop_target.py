@@ -1,0 +1,28 @@
+"""A run's target: target_metric at least target_value, and every target_max metric at most its value."""
+
+import pytest
+
+from textdqn.cluster.supervisor import _reached, _target
+from textdqn.config import StopConfig, load_config
+from textdqn.errors import ConfigError
+
+
+def test_the_target_needs_every_bound():
+    stop = StopConfig(target_metric="success_rate", target_value=0.95, target_max={"any_wrong_inform_mean": 0.01})
+    assert _reached(stop, {"success_rate": 0.97, "any_wrong_inform_mean": 0.004})
+    assert not _reached(stop, {"success_rate": 0.97, "any_wrong_inform_mean": 0.02})
+    assert not _reached(stop, {"success_rate": 0.94, "any_wrong_inform_mean": 0.0})
+    assert _target(stop) == {"metric": "success_rate", "value": 0.95, "max": {"any_wrong_inform_mean": 0.01}}
+    assert not _reached(StopConfig(env_steps=10), {"success_rate": 1.0})
+
+
+def test_a_metric_the_evaluation_lacks_is_a_clear_error():
+    stop = StopConfig(target_metric="success_rate", target_value=0.9, target_max={"wrong_inform_mean": 0.01})
+    with pytest.raises(ConfigError, match=r"\['wrong_inform_mean'\].*any_wrong_inform_mean"):
+        _reached(stop, {"success_rate": 0.97, "any_wrong_inform_mean": 0.0})
+
+
+def test_target_max_comes_from_yaml_and_set():
+    config = load_config("configs/dialogue.yaml", ["stop.target_max={any_wrong_inform_mean: 0.02}"])
+    assert config.stop.target_max == {"any_wrong_inform_mean": 0.02}
+    assert load_config("configs/dialogue.yaml").stop.target_max == {"any_wrong_inform_mean": 0.01}
