@@ -27,6 +27,7 @@ def test_dialogue_text_reaches_090_test_success_within_budget(train_example):
     config, summary = train_example("configs/dialogue-text.yaml", ENV_STEP_BUDGET)
     assert summary["reached_target"], summary["final_eval"]
     assert summary["final_eval"]["success_rate"] >= 0.90
+    assert summary["final_eval"]["any_wrong_inform_mean"] < 0.01  # wrong values told in < 1 % of dialogues
     assert summary["final_eval"]["episodes"] == 500
     assert config.env.kwargs["observation"] == "tokens" and config.eval.env_kwargs["split"] == "test"
     assert summary["env_steps"] <= ENV_STEP_BUDGET + 40_000  # one reporting slice past the budget at most

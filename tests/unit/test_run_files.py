@@ -76,3 +76,14 @@ def test_resume_with_the_config_compares_the_run_files_contents(tmp_path):
     with pytest.raises(ConfigError, match=r"env\.kwargs\.domain"):
         _train_config(config_path, str(run.path), [])
     assert sorted(p.name for p in (run.path / "files").iterdir()) == ["d.yaml"]  # nothing written
+
+
+def test_a_text_generation_run_keeps_its_prompts_file(tmp_path):
+    prompts = tmp_path / "my_prompts.jsonl"
+    prompts.write_text('{"id": "a", "concepts": ["dog"], "split": "train", "prompt": "dog"}\n')
+    config = load_config("configs/textgen.yaml", [f"env.kwargs.prompts={prompts}"])
+    kept = copy_run_files(config, tmp_path / "run")
+    assert kept.env.kwargs["prompts"] == "files/my_prompts.jsonl"
+    assert (tmp_path / "run" / "files" / "my_prompts.jsonl").read_bytes() == prompts.read_bytes()
+    shipped = load_config("configs/textgen.yaml")  # the shipped prompts: nothing to copy
+    assert copy_run_files(shipped, tmp_path / "run2") == shipped and not (tmp_path / "run2").exists()

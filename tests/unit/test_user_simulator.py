@@ -317,3 +317,23 @@ def test_user_rules_come_from_the_domain_file(tmp_path):
     (tmp_path / "neg.yaml").write_text(text.replace("patience: 5", "patience: -1"))
     with pytest.raises(ConfigError, match=r"user\.patience must be a whole number >= 0"):
         load_domain(str(tmp_path / "neg.yaml"))
+
+
+def test_informs_the_user_did_not_ask_for_or_heard_already_cost_patience():
+    sim, rng = (
+        UserSimulator(DOMAIN, KB, rules=UserRules(patience=2, change_mind=0.0)),
+        np.random.default_rng(0),
+    )
+    goal = next(g for g in FEASIBLE if set(g.requests) - set(DOMAIN.offer_slots))
+    _told_everything(goal, sim, rng)
+    entry = int(np.flatnonzero(KB.match(goal.constraints))[0])
+    sim.respond(SystemTurn(SystemAct("offer"), entry=entry))
+    unasked = next(s for s in DOMAIN.requestable if s not in goal.requests)
+    sim.respond(_inform(unasked, entry))  # filler: "the <slot> is ..." that nobody asked about
+    assert sim.state.lapses == 1 and sim.state.diagnostics()["unrequested_informs"] == 1
+    asked = next(r for r in goal.requests if r not in DOMAIN.offer_slots)
+    sim.respond(_inform(asked, entry))
+    assert sim.state.lapses == 1  # a requested value of the accepted entry: welcome
+    sim.respond(_inform(asked, entry))  # the same again
+    assert sim.state.lapses == 2 and sim.state.repeated_acts == 1 and not sim.state.done
+    assert sim.respond(_inform(unasked, entry)).intent == "thanks" and sim.state.left

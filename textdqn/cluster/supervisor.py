@@ -383,6 +383,10 @@ def _evaluate(evaluator: Evaluator, runner, config: Config, row: dict) -> dict:
     row["eval_success_rate"] = result.get("success_rate")
     if config.stop.target_metric:
         row["eval_target"] = result.get(config.stop.target_metric)
+    if config.stop.target_max:  # the bounds the target also needs, as this evaluation found them
+        log.info(
+            "eval %s (at most %s)", {k: result.get(k) for k in config.stop.target_max}, config.stop.target_max
+        )
     return result
 
 

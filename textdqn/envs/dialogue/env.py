@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 _MARKS = {
     "wrong_informs": "wrong inform",
     "repeated_acts": "repeated",
+    "unrequested_informs": "not asked for",
     "offers_rejected": "offer rejected",
     "user_left": "the user left",
     "changed_mind": "the user changed its mind",

@@ -15,9 +15,9 @@ value that some entry still has ("actually, make it 9pm"). The accepted entry th
 fits, and the booking must be of one that fits the revised goal.
 
 Users lose patience (the domain's `user:` rules, UserRules): a greeting past the first
-`greeting_replies` gets a bare greeting back, and it, a repeated identical request or
-confirmation, an offer that contradicts a constraint the user already gave, or a wrong
-inform each cost one unit; past `patience` the user leaves and the dialogue fails.
+`greeting_replies` gets a bare greeting back, and it, a repeated identical request,
+confirmation or inform, an offer that contradicts a constraint the user already gave, a
+wrong inform, or an inform of something the user did not ask about each cost one unit; past `patience` the user leaves and the dialogue fails.
 
 Success needs a booked entry that satisfies every (revised) goal constraint, every user-only
 constraint told and every requested slot answered with the booked entry's value. A goal
@@ -77,6 +77,7 @@ class UserState:
     repeated_acts: int = 0
     offers_rejected: int = 0
     wrong_informs: int = 0
+    unrequested_informs: int = 0
 
     def diagnostics(self) -> dict[str, float]:
         """Per-dialogue counts for the episode's info (and the evaluation's means)."""
@@ -86,6 +87,7 @@ class UserState:
             "offers_rejected": float(self.offers_rejected),
             "wrong_informs": float(self.wrong_informs),
             "any_wrong_inform": float(self.wrong_informs > 0),
+            "unrequested_informs": float(self.unrequested_informs),
             "user_left": float(self.left),
             "changed_mind": float(self.changed),
             "relaxed": float(self.relaxed),
@@ -135,11 +137,17 @@ class UserSimulator:
             s.repeated_acts += repeated
             reply = self._answer(intent, slot, turn.value)
             return self._lapse(reply) if repeated else reply
-        if intent == "inform" and slot in s.goal.requests and turn.value is not None:
+        if intent == "inform":
+            if slot not in s.goal.requests or turn.value is None:
+                s.unrequested_informs += 1  # nothing the user wants to know: patience lost
+                return self._lapse(self._next_on_agenda())
             about = turn.entry if turn.entry is not None and turn.entry == s.accepted else None
             if about is None or turn.value != self.kb.entry(about)[slot]:
                 s.wrong_informs += 1  # not about the entry under discussion: say so, ask again
                 return self._lapse(UserAct("reject", request=(slot,)))
+            if s.answered.get(slot) == about:  # told already
+                s.repeated_acts += 1
+                return self._lapse(self._next_on_agenda())
             s.answered[slot] = turn.entry
         if intent == "offer" and turn.entry is not None:
             violated = self._violated(turn.entry)
