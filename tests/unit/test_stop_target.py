@@ -8,7 +8,8 @@ from textdqn.errors import ConfigError
 
 
 def test_the_target_needs_every_bound():
-    stop = StopConfig(target_metric="success_rate", target_value=0.95, target_max={"any_wrong_inform_mean": 0.01})
+    bound = {"any_wrong_inform_mean": 0.01}
+    stop = StopConfig(target_metric="success_rate", target_value=0.95, target_max=bound)
     assert _reached(stop, {"success_rate": 0.97, "any_wrong_inform_mean": 0.004})
     assert not _reached(stop, {"success_rate": 0.97, "any_wrong_inform_mean": 0.02})
     assert not _reached(stop, {"success_rate": 0.94, "any_wrong_inform_mean": 0.0})

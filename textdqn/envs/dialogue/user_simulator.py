@@ -17,7 +17,8 @@ fits, and the booking must be of one that fits the revised goal.
 Users lose patience (the domain's `user:` rules, UserRules): a greeting past the first
 `greeting_replies` gets a bare greeting back, and it, a repeated identical request,
 confirmation or inform, an offer that contradicts a constraint the user already gave, a
-wrong inform, or an inform of something the user did not ask about each cost one unit; past `patience` the user leaves and the dialogue fails.
+wrong inform, or an inform of something the user did not ask about each cost one unit;
+past `patience` the user leaves and the dialogue fails.
 
 Success needs a booked entry that satisfies every (revised) goal constraint, every user-only
 constraint told and every requested slot answered with the booked entry's value. A goal
