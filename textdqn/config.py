@@ -385,7 +385,7 @@ class StopConfig:
     target_value: float = 0.0
     """the run has reached its target when target_metric >= target_value"""
     target_max: dict[str, float] = dataclasses.field(default_factory=dict)
-    """evaluation metrics that must also be at most these values for the target to count, e.g.
+    """evaluation metrics that must also stay below these values for the target to count, e.g.
     {any_wrong_inform_mean: 0.01}: success with fewer than 1 % of dialogues told a wrong value"""
 
     _RULES: ClassVar[dict[str, Rule]] = {

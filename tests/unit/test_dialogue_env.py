@@ -71,3 +71,27 @@ def test_noise_changes_what_the_system_hears():
     clean_success, _ = _run(clean, _scripted, 100)
     noisy_success, _ = _run(noisy, _scripted, 100)
     assert noisy_success.mean() < clean_success.mean()
+
+
+def test_a_turn_that_costs_the_users_patience_costs_one_more_reward():
+    env = gym.make("textdqn/Dialogue-v0").unwrapped
+    env.reset(seed=0)
+    greeting = env.act_index[("greeting", None)]
+    _, first, *_ = env.step(greeting)  # answered with the next constraint
+    _, second, *_ = env.step(greeting)  # hello again: patience lost
+    assert (first, second) == (-1.0, -2.0) and env.user.state.lapses == 1
+
+
+def test_informs_are_masked_once_the_offered_entry_no_longer_fits():
+    env = gym.make("textdqn/Dialogue-v0").unwrapped
+    offer = env.act_index[("offer", None)]
+    informs = [i for i, a in enumerate(env.acts) if a.intent == "inform"]
+    for seed in range(50):
+        _, info = env.reset(seed=seed)
+        assert not info["action_mask"][informs].any()  # nothing offered yet
+        _, _, _, _, info = env.step(offer)
+        if env.last_user == "reject":  # the correction rules the offered entry out
+            assert not info["action_mask"][informs].any() and info["action_mask"][offer]
+            return
+        assert info["action_mask"][informs].all()
+    raise AssertionError("no rejected offer in 50 dialogues")

@@ -1,4 +1,4 @@
-"""A run's target: target_metric at least target_value, and every target_max metric at most its value."""
+"""A run's target: target_metric at least target_value, and every target_max metric below its value."""
 
 import pytest
 
@@ -12,6 +12,7 @@ def test_the_target_needs_every_bound():
     stop = StopConfig(target_metric="success_rate", target_value=0.95, target_max=bound)
     assert _reached(stop, {"success_rate": 0.97, "any_wrong_inform_mean": 0.004})
     assert not _reached(stop, {"success_rate": 0.97, "any_wrong_inform_mean": 0.02})
+    assert not _reached(stop, {"success_rate": 0.97, "any_wrong_inform_mean": 0.01})  # below, not at
     assert not _reached(stop, {"success_rate": 0.94, "any_wrong_inform_mean": 0.0})
     assert _target(stop) == {"metric": "success_rate", "value": 0.95, "max": {"any_wrong_inform_mean": 0.01}}
     assert not _reached(StopConfig(env_steps=10), {"success_rate": 1.0})

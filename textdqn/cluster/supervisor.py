@@ -385,7 +385,7 @@ def _evaluate(evaluator: Evaluator, runner, config: Config, row: dict) -> dict:
         row["eval_target"] = result.get(config.stop.target_metric)
     if config.stop.target_max:  # the bounds the target also needs, as this evaluation found them
         log.info(
-            "eval %s (at most %s)", {k: result.get(k) for k in config.stop.target_max}, config.stop.target_max
+            "eval %s (below %s)", {k: result.get(k) for k in config.stop.target_max}, config.stop.target_max
         )
     return result
 
@@ -403,7 +403,7 @@ def _baseline(evaluator: Evaluator, config: Config) -> dict:
 
 def _reached(stop, result: dict) -> bool:
     """Whether `result` meets the target: target_metric >= target_value and every target_max
-    metric at most its value; ConfigError when the evaluation has no such metric."""
+    metric below its value; ConfigError when the evaluation has no such metric."""
     if not stop.target_metric:
         return False
     unknown = sorted({stop.target_metric, *stop.target_max} - set(result))
@@ -412,7 +412,7 @@ def _reached(stop, result: dict) -> bool:
             f"stop.target_metric / stop.target_max name {unknown}, which the evaluation does not report; "
             f"it reports {sorted(result)}: fix the config"
         )
-    within = all(result[k] <= v for k, v in stop.target_max.items())
+    within = all(result[k] < v for k, v in stop.target_max.items())
     return result[stop.target_metric] >= stop.target_value and within
 
 

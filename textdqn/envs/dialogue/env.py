@@ -5,7 +5,9 @@ arguments from the belief state (the value to confirm, the entry to offer or boo
 offered entry's value to inform), the simulated user answers, and the belief state is
 updated from what the NLU *perceives* of that answer.
 
-Reward (TC-Bot): −1 a turn; at the end +2·max_turns on success, −max_turns on failure.
+Reward (TC-Bot's, plus one rule): −1 a turn, −2 for a turn that cost the user's patience
+(a repeated act, a wrong or unasked-for inform, ...); at the end +2·max_turns on success,
+−max_turns on failure.
 Observation "vector": belief-state features (last user intent, informed / confirmed /
 requested slots, the agent's last act, turn, knowledge-base match counts, offer state).
 Observation "tokens": the dialogue so far as text (`transcript`, rendered from the domain's
@@ -197,14 +199,18 @@ class DialogueEnv(gym.Env):
         return np.flatnonzero(self.kb.match(self._constraints()))
 
     def action_mask(self) -> np.ndarray:
-        """bool [A]: acts that make sense now (offer needs a match, book an offer, ...)."""
-        n_match = len(self._matches())
+        """bool [A]: acts that make sense now (offer needs a match, book an offer, inform an
+        offer that still fits what the system heard, ...)."""
+        matches = self.kb.match(self._constraints())
+        n_match = int(matches.sum())
         mask = np.ones(len(self.acts), dtype=bool)
         for i, act in enumerate(self.acts):
             if act.intent == "offer":
                 mask[i] = n_match > 0
-            elif act.intent in ("book", "inform"):
+            elif act.intent == "book":
                 mask[i] = self.offered is not None
+            elif act.intent == "inform":  # never tell the values of an entry the user has ruled out
+                mask[i] = self.offered is not None and bool(matches[self.offered])
             elif act.intent == "confirm":
                 mask[i] = self.heard.get(act.slot, "any") != "any"
             elif act.intent == "no_match":
@@ -248,12 +254,13 @@ class DialogueEnv(gym.Env):
         self.last_act = int(action)
         if act.intent == "offer":
             self.user_requests -= set(self.domain.offer_slots)
+        lapses = self.user.state.lapses
         reply = self.user.respond(turn)
         self._hear(perceive(reply, self.domain, self.nlu_error, self.np_random))
         if act.intent == "inform":
             self.user_requests.discard(act.slot)
         state = self.user.state
-        reward = -1.0
+        reward = -1.0 - (state.lapses - lapses)  # a turn that cost the user's patience costs one more
         info: dict = {"action_mask": self.action_mask()}
         if state.done:
             reward += 2 * self.max_turns if state.success else -self.max_turns

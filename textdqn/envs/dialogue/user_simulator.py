@@ -3,7 +3,8 @@
 The user holds a goal (constraints and requested slots) and answers each system turn:
 requests for its constraints are answered, confirmations checked, offers accepted (the
 accepted entry is then the one under discussion, and the offer answers requests for the
-domain's offer_slots) or rejected with a correction, and a booking ends the dialogue. An
+domain's offer_slots; the user accepts asking all it still wants to know) or rejected with
+a correction, and a booking ends the dialogue. An
 inform answers a request only when it carries the value of the entry under discussion;
 an inform about any other entry (rejected, never accepted) is a wrong answer: the user
 says so and asks again. When nothing asks it anything, it works through its agenda: tell
@@ -163,7 +164,7 @@ class UserSimulator:
             # An offer tells the entry's offer_slots (name, place, time, ...): those requests are answered.
             for r in set(self.domain.offer_slots) & set(s.goal.requests):
                 s.answered[r] = turn.entry
-            return UserAct("accept", request=self._pending_requests()[:1])
+            return UserAct("accept", request=self._pending_requests())  # all it still wants to know
         return self._next_on_agenda()
 
     def _revision(self, constraints: dict[str, str], rng: np.random.Generator) -> tuple[str, str] | None:
