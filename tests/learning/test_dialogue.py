@@ -1,5 +1,6 @@
-"""configs/dialogue.yaml must reach its target (greedy success >= 0.95 over 500 test-goal
-dialogues) within its env-step budget, with the distributed trainer (local mode).
+"""configs/dialogue.yaml (movies) and configs/dialogue-flights.yaml (flights) must reach their
+target (greedy success >= 0.95 over 500 test-goal dialogues, a wrong value told in fewer than
+1 % of them) within their env-step budget, with the distributed trainer (local mode).
 
 The budget is in env steps, never wall-clock: the time limit is switched off here.
 """
@@ -11,8 +12,9 @@ pytestmark = [pytest.mark.learning, pytest.mark.timeout(1500)]
 ENV_STEP_BUDGET = 1_000_000
 
 
-def test_dialogue_reaches_095_test_success_within_budget(train_example):
-    config, summary = train_example("configs/dialogue.yaml", ENV_STEP_BUDGET)
+@pytest.mark.parametrize("path", ["configs/dialogue.yaml", "configs/dialogue-flights.yaml"])
+def test_dialogue_reaches_095_test_success_within_budget(train_example, path):
+    config, summary = train_example(path, ENV_STEP_BUDGET)
     assert summary["reached_target"], summary["final_eval"]
     assert summary["final_eval"]["success_rate"] >= 0.95
     assert summary["final_eval"]["any_wrong_inform_mean"] < 0.01  # wrong values told in < 1 % of dialogues
