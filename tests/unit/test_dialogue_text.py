@@ -74,7 +74,11 @@ def test_goal_is_one_line_with_constraints_requests_and_feasibility(movies):
         line = render_goal(goal, domain)
         assert "\n" not in line and all(f"{s}={v}" in line for s, v in goal.constraints.items())
         assert all(r in line for r in goal.requests)
-        assert line.endswith("; feasible" if goal.feasible else "; infeasible")
+        if goal.feasible:
+            assert line.endswith("; feasible")
+        else:
+            slot, value = next(iter(goal.fallback.items()))
+            assert line.endswith(f"; infeasible (falls back to {slot}={value})")
 
 
 def test_tokenizer_is_deterministic_and_round_trips_known_words(movies, tmp_path):

@@ -85,10 +85,13 @@ def render_system(turn: SystemTurn, domain: Domain, kb: KnowledgeBase, rng: np.r
 
 
 def render_goal(goal: UserGoal, domain: Domain) -> str:
-    """One line describing `goal`: its constraints, its requests, whether any entry fits."""
+    """One line describing `goal`: its constraints, its requests, whether any entry fits (and
+    what the user settles for when none does)."""
     constraints = ", ".join(f"{slot}={value}" for slot, value in goal.constraints.items())
     requests = ", ".join(goal.requests) or "none"
     feasible = "feasible" if goal.feasible else "infeasible"
+    if goal.fallback:
+        feasible += " (falls back to " + ", ".join(f"{k}={v}" for k, v in goal.fallback.items()) + ")"
     return f"{domain.name} goal: {constraints}; requests: {requests}; {feasible}"
 
 
