@@ -41,6 +41,7 @@ _MARKS = {
     "repeated_acts": "repeated",
     "unrequested_informs": "not asked for",
     "offers_rejected": "offer rejected",
+    "lapses": "patience lost",
     "user_left": "the user left",
     "changed_mind": "the user changed its mind",
     "relaxed": "the user settled for its fallback",

@@ -90,6 +90,7 @@ class UserState:
             "wrong_informs": float(self.wrong_informs),
             "any_wrong_inform": float(self.wrong_informs > 0),
             "unrequested_informs": float(self.unrequested_informs),
+            "lapses": float(self.lapses),
             "user_left": float(self.left),
             "changed_mind": float(self.changed),
             "relaxed": float(self.relaxed),
