@@ -337,3 +337,17 @@ def test_informs_the_user_did_not_ask_for_or_heard_already_cost_patience():
     sim.respond(_inform(asked, entry))  # the same again
     assert sim.state.lapses == 2 and sim.state.repeated_acts == 1 and not sim.state.done
     assert sim.respond(_inform(unasked, entry)).intent == "thanks" and sim.state.left
+
+
+def test_falling_back_at_the_turn_limit_ends_the_dialogue_as_a_failure():
+    sim, rng = (
+        UserSimulator(DOMAIN, KB, max_turns=40, rules=UserRules(patience=100, change_mind=0.0)),
+        np.random.default_rng(0),
+    )
+    goal = INFEASIBLE[0]
+    _told_everything(goal, sim, rng)
+    while sim.state.turns < 39:
+        sim.respond(SystemTurn(SystemAct("request", next(iter(goal.constraints)))))
+    assert not sim.state.done
+    assert sim.respond(SystemTurn(SystemAct("no_match"))).intent == "change"
+    assert sim.state.relaxed and sim.state.done and not sim.state.success

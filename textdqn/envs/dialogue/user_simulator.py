@@ -122,6 +122,7 @@ class UserSimulator:
         s.turns += 2
         intent, slot = turn.act.intent, turn.act.slot
         if intent == "no_match" and s.goal.fallback and not s.relaxed and self._nothing_fits():
+            s.done = s.turns >= self.max_turns  # out of turns: over, and failed
             return self._relax()  # right: nothing fits what the user said, so it settles for less
         if intent in ("book", "no_match", "bye"):
             s.done = True
