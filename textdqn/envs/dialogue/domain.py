@@ -256,10 +256,21 @@ def _make_infeasible(
 ) -> tuple[dict, dict | None]:
     """Change one knowledge-base constraint to a value that no entry combines with the rest;
     returns the new constraints and the changed one as it was (None if none could change)."""
-    kb_constraints = [s for s in constraints if s in domain.kb_slots]
-    for slot in map(str, rng.permutation(kb_constraints)):
-        for value in rng.permutation(domain.kb_slots[slot]):
-            trial = {**constraints, slot: str(value)}
-            if not kb.match(trial).any():
-                return trial, {slot: constraints[slot]}
-    return constraints, None
+    change = change_one_constraint(domain, kb, constraints, rng, feasible=False)
+    if change is None:
+        return constraints, None
+    slot, value = change
+    return {**constraints, slot: value}, {slot: constraints[slot]}
+
+
+def change_one_constraint(
+    domain: Domain, kb: KnowledgeBase, constraints: dict[str, str], rng: np.random.Generator, feasible: bool
+) -> tuple[str, str] | None:
+    """A knowledge-base constraint and another value for it that some entry (`feasible`) or no
+    entry (not `feasible`) combines with the rest, slots and values tried in an order drawn from
+    `rng`; None if there is none. Makes goals infeasible, and users change their mind."""
+    for slot in map(str, rng.permutation([s for s in constraints if s in domain.kb_slots])):
+        for value in map(str, rng.permutation(domain.kb_slots[slot])):
+            if value != constraints[slot] and bool(kb.match({**constraints, slot: value}).any()) == feasible:
+                return slot, value
+    return None

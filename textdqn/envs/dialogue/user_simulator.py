@@ -38,7 +38,7 @@ import dataclasses
 import numpy as np
 
 from textdqn.envs.dialogue.acts import USER_INTENTS, SystemAct, UserAct
-from textdqn.envs.dialogue.domain import Domain, KnowledgeBase, UserGoal, UserRules
+from textdqn.envs.dialogue.domain import Domain, KnowledgeBase, UserGoal, UserRules, change_one_constraint
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,7 +111,9 @@ class UserSimulator:
         """The opening turn: inform up to two constraints and ask the first request."""
         self.state = UserState(goal=goal, constraints=dict(goal.constraints), turns=1)
         if goal.feasible and rng.random() < self.rules.change_mind:
-            self.state.change = self._revision(goal.constraints, rng)
+            self.state.change = change_one_constraint(
+                self.domain, self.kb, goal.constraints, rng, feasible=True
+            )
         slots = list(goal.constraints)
         told = [str(s) for s in rng.choice(slots, min(2, len(slots)), replace=False)]
         return self._inform(told, request=goal.requests[:1])
@@ -168,15 +170,6 @@ class UserSimulator:
                 s.answered[r] = turn.entry
             return UserAct("accept", request=self._pending_requests())  # all it still wants to know
         return self._next_on_agenda()
-
-    def _revision(self, constraints: dict[str, str], rng: np.random.Generator) -> tuple[str, str] | None:
-        """A knowledge-base constraint and another value for it that some entry combines with
-        the rest: what a user who changes its mind will ask for instead (None if there is none)."""
-        for slot in map(str, rng.permutation([k for k in constraints if k in self.domain.kb_slots])):
-            for value in map(str, rng.permutation(self.domain.kb_slots[slot])):
-                if value != constraints[slot] and self.kb.match({**constraints, slot: value}).any():
-                    return slot, value
-        return None
 
     def _nothing_fits(self) -> bool:
         """Whether what the user has told rules out every entry."""
