@@ -197,12 +197,17 @@ class DialogueEnv(gym.Env):
         return {s: v for s, v in self.heard.items() if v != "any" and s in self.domain.kb_slots}
 
     def _matches(self) -> np.ndarray:
-        return np.flatnonzero(self.kb.match(self._constraints()))
+        """bool [size]: the entries that fit what the system heard."""
+        return self.kb.match(self._constraints())
+
+    def _offer_fits(self, matches: np.ndarray) -> bool:
+        """Whether an entry is offered and still fits what the system heard (`matches`)."""
+        return self.offered is not None and bool(matches[self.offered])
 
     def action_mask(self) -> np.ndarray:
         """bool [A]: acts that make sense now (offer needs a match, book an offer, inform an
         offer that still fits what the system heard, ...)."""
-        matches = self.kb.match(self._constraints())
+        matches = self._matches()
         n_match = int(matches.sum())
         mask = np.ones(len(self.acts), dtype=bool)
         for i, act in enumerate(self.acts):
@@ -211,7 +216,7 @@ class DialogueEnv(gym.Env):
             elif act.intent == "book":
                 mask[i] = self.offered is not None
             elif act.intent == "inform":  # never tell the values of an entry the user has ruled out
-                mask[i] = self.offered is not None and bool(matches[self.offered])
+                mask[i] = self._offer_fits(matches)
             elif act.intent == "confirm":
                 mask[i] = self.heard.get(act.slot, "any") != "any"
             elif act.intent == "no_match":
@@ -228,11 +233,12 @@ class DialogueEnv(gym.Env):
         obs += [float(s in self.user_requests) for s in d.requestable]
         obs += [float(self.last_act == i) for i in range(len(self.acts))]
         obs.append(self.user.state.turns / self.max_turns)
-        n = len(self._matches())
+        matches = self._matches()
+        n = int(matches.sum())
         bucket = max(i for i, lo in enumerate(_MATCH_BUCKETS) if n >= lo)
         obs += [float(i == bucket) for i in range(len(_MATCH_BUCKETS))]
         obs.append(float(self.offered is not None))
-        obs.append(float(self.offered is not None and self.kb.match(self._constraints())[self.offered]))
+        obs.append(float(self._offer_fits(matches)))
         return np.clip(np.asarray(obs, dtype=np.float32), 0.0, 1.0)
 
     # --- gymnasium API ---
@@ -276,7 +282,7 @@ class DialogueEnv(gym.Env):
         if act.intent == "confirm":
             return SystemTurn(act, value=self.heard.get(act.slot))
         if act.intent == "offer":
-            matches = self._matches()
+            matches = np.flatnonzero(self._matches())
             self.offered = int(matches[0]) if len(matches) else None
             return SystemTurn(act, entry=self.offered)
         if act.intent == "book":
