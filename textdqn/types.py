@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from textdqn.errors import SchemaError
+from textdqn.masks import pack_masks, unpack_masks  # noqa: F401  (the contract's mask forms, re-exported)
 
 # Field name -> whether it may be omitted.
 _FIELDS: dict[str, bool] = {
@@ -44,10 +45,12 @@ class TransitionBatch:
     reward: float32 [B], the discounted n-step sum r_t + γ r_{t+1} + ... + γ^{k-1} r_{t+k-1}.
     discount: float32 [B], γ^k if the episode went on after k <= n steps, 0 if it
         terminated inside the window (truncation bootstraps, so it keeps γ^k).
-    next_action_mask: the actions valid in next_obs, or None: bool [B, A], or packed 8 to a
-        byte (uint8 [B, ceil(A / 8)], `pack_masks`), as actors send them: a text-generation
-        mask over a 50K-token vocabulary then costs 6 KB a transition instead of 50 KB.
-        Consumers read either form with `unpack_masks`.
+    next_action_mask: the actions valid in next_obs, or None: bool [B, A]; packed 8 to a
+        byte (uint8 [B, ceil(A / 8)]); or the valid ids of each row (uint16/int32 [B, W],
+        padded), whichever the env's action space makes smallest (textdqn/masks.py): actors
+        send them so, and a text-generation mask over a 49K-token vocabulary then costs
+        ~160 bytes a transition instead of 6 KB packed or 49 KB as bool. Consumers read any
+        form with `unpack_masks`.
     priority: float32 [B] or None, the initial priority |δ| computed by the actor.
     policy_version: int32 [B] or None, the weight version that chose `action`.
     """
@@ -110,18 +113,6 @@ class TransitionBatch:
         """Concatenate batches that share one schema."""
         first = batches[0].fields()
         return TransitionBatch(**{k: np.concatenate([b.fields()[k] for b in batches]) for k in first})
-
-
-def pack_masks(mask: np.ndarray) -> np.ndarray:
-    """bool [B, A] -> uint8 [B, ceil(A / 8)], 8 actions a byte (np.packbits along the actions)."""
-    return np.packbits(np.asarray(mask, dtype=bool), axis=1)
-
-
-def unpack_masks(mask: np.ndarray | None, num_actions: int) -> np.ndarray | None:
-    """bool [B, num_actions] from masks as bool or packed by `pack_masks` (None stays None)."""
-    if mask is None or mask.dtype == np.bool_:
-        return mask
-    return np.unpackbits(mask, axis=1, count=num_actions).astype(bool)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,6 +15,7 @@ from textdqn.learner.checkpoint import load_checkpoint, save_checkpoint
 from textdqn.learner.learner import Learner, TrainingDivergedError
 from textdqn.learner.loop import LearnerLoop
 from textdqn.learner.prefetch import Prefetcher
+from textdqn.masks import mask_ids
 from textdqn.types import TransitionBatch, WeightedSample, pack_masks, unpack_masks
 
 SPACES = (gym.spaces.Box(-1, 1, (3,), np.float32), gym.spaces.Discrete(2))
@@ -192,7 +193,7 @@ def test_bf16_flag_changes_nothing_on_cpu():
     assert results[0].loss == results[1].loss
 
 
-def test_packed_masks_round_trip_and_train_as_bool_masks():
+def test_packed_and_id_masks_round_trip_and_train_as_bool_masks():
     rng = np.random.default_rng(1)
     mask = rng.random((5, 43)) < 0.3
     packed = pack_masks(mask)
@@ -205,10 +206,11 @@ def test_packed_masks_round_trip_and_train_as_bool_masks():
     base = dataclasses.replace(base, discount=np.full(8, 0.9, np.float32), action=np.arange(8) % 11)
     bool_mask = rng.random((8, 11)) < 0.5
     priorities = []
-    for mask in (bool_mask, pack_masks(bool_mask)):
+    for mask in (bool_mask, pack_masks(bool_mask), mask_ids(bool_mask, 11)):
         torch.manual_seed(0)
         learner = Learner(_config(batch_size=8), *spaces)
         batch = dataclasses.replace(base, next_action_mask=mask)
         sample = WeightedSample(batch=batch, weights=np.ones(8, np.float32), keys=np.arange(8), shard=0)
         priorities.append(learner.update(sample).priorities)
     np.testing.assert_allclose(priorities[0], priorities[1])
+    np.testing.assert_allclose(priorities[0], priorities[2])

@@ -17,8 +17,10 @@ from tests.conftest import make_batch
 from textdqn.cli import app
 from textdqn.config import ReplayConfig
 from textdqn.errors import ReplayStorageError, SchemaError
+from textdqn.masks import choose_mask_format, unpack_masks
 from textdqn.replay_server import ReplayShard, redis_tier
 from textdqn.replay_server.redis_tier import RedisSpec, redact_url, redis_spec, slot_keys
+from textdqn.types import TransitionBatch
 
 NO_REDIS = "redis-server is not on PATH (apt-get install redis-server)"
 
@@ -143,6 +145,20 @@ def test_restore_from_a_checkpoint_rewrites_the_durable_tier(spec, shards, tmp_p
     durable.insert(make_batch(500, 3, obs_dim=2))  # replaced, schema included, by the restore
     durable.restore(tmp_path)
     same_state(memory, shards(12, durable=spec))
+
+
+def test_masks_stored_as_ids_survive_a_reload(spec, shards):
+    mask = np.zeros((7, 49_152), dtype=bool)
+    mask[np.arange(7), 1000 * np.arange(7) + 5] = True  # row t allows 1000 t + 5 and, if odd, 3
+    mask[1::2, 3] = True
+    ids = choose_mask_format(49_152, 2).encode(mask)
+    first = shards(10, durable=spec)
+    first.insert(TransitionBatch(**{**make_batch(0, 7).fields(), "next_action_mask": ids}))
+    reloaded = shards(10, durable=spec)
+    same_state(first, reloaded)
+    stored = reloaded._storage.arrays(7)["next_action_mask"]
+    assert stored.dtype == np.uint16 and stored.shape == (7, 2)
+    np.testing.assert_array_equal(unpack_masks(stored, 49_152), mask)
 
 
 def test_a_batch_of_another_schema_after_a_reload_is_a_schema_error(spec, shards):

@@ -61,7 +61,7 @@ def test_learner_table_shows_the_ratio():
     assert "76.8" in text and "39,322" in text and "92%" in text and "1.05x" in text
 
 
-def test_text_transition_memory_is_measured_on_a_shard_and_packed_masks_are_smaller():
+def test_text_transition_memory_is_measured_on_a_shard_and_id_masks_fit_the_target():
     from textdqn.bench.replay_bench import transition_memory
     from textdqn.bench.tables import memory_table
 
@@ -70,7 +70,14 @@ def test_text_transition_memory_is_measured_on_a_shard_and_packed_masks_are_smal
     # 2 × 49 uint16 tokens + action, reward, discount, version + key and tree leaf + the mask
     assert gpt2["bytes_packed_mask"] == 2 * 49 * 2 + 8 + 4 + 4 + 4 + 8 + 16 + -(-50_257 // 8)
     assert gpt2["bytes_bool_mask"] - gpt2["bytes_packed_mask"] == 50_257 - 6_283
-    assert memory_table({"text_transitions": list(rows.values())}).row_count == 3
+    # SmolLM2's 49,152 tokens, top-64 + 12 concept tokens + EOS: 77 uint16 ids a mask, and the
+    # whole transition (2 × 97 uint16 tokens, scalars, key and tree share) within 1 KB
+    smol = rows["textgen SmolLM2 (1+96, 49,152 tokens, top-64)"]
+    assert smol["bytes_id_mask"] == 2 * 97 * 2 + 8 + 4 + 4 + 4 + 8 + 16 + 77 * 2 <= 1024
+    assert smol["bytes_packed_mask"] - smol["bytes_id_mask"] == 6_144 - 154 and smol["stored_as"] == "ids"
+    assert rows["dialogue tokens (128, 25 acts)"]["stored_as"] == "packed"
+    text = _render(memory_table({"text_transitions": list(rows.values())}))
+    assert "586 (77)" in text and "<= 1,024 bytes" in text
 
 
 def test_lm_learner_bench_measures_the_lm_q_network_on_cpu():

@@ -29,8 +29,9 @@ from textdqn.envs import (
 )
 from textdqn.errors import EnvError
 from textdqn.learner.losses import double_dqn_targets
+from textdqn.masks import MaskFormat, choose_mask_format, unpack_masks
 from textdqn.networks import load_numpy_state_, make_acting_network
-from textdqn.types import RolloutStats, TransitionBatch, pack_masks, unpack_masks
+from textdqn.types import RolloutStats, TransitionBatch
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ class RolloutWorker:
         self._slots = slice(worker_index * num_envs, (worker_index + 1) * num_envs)
         self._rng = np.random.default_rng(seed)
         self._adder = NStepAdder(num_envs, config.actors.n_step, config.actors.gamma)
+        self.mask_format = replay_mask_format(self.envs)
         self._pending: list[TransitionBatch] = []
         self._failures_in_a_row = 0
         self._failures = 0  # in this worker's life (for logging a few, not every one)
@@ -179,8 +181,8 @@ class RolloutWorker:
         self._pending = [merged.take(slice(full, total))] if full < total else []
         ready = merged.take(slice(0, full))
         fields = {**ready.fields(), "priority": self.initial_priorities(ready)}
-        if ready.next_action_mask is not None:  # 8 actions a byte in replay (see TransitionBatch)
-            fields["next_action_mask"] = pack_masks(ready.next_action_mask)
+        if ready.next_action_mask is not None:  # packed or ids in replay (see textdqn/masks.py)
+            fields["next_action_mask"] = self.mask_format.encode(ready.next_action_mask)
         ready = TransitionBatch(**fields)
         return [ready.take(slice(i, i + size)) for i in range(0, full, size)]
 
@@ -199,3 +201,11 @@ class RolloutWorker:
 
     def close(self) -> None:
         self.envs.close()
+
+
+def replay_mask_format(envs) -> MaskFormat:
+    """How `envs`' action masks are stored in replay: as ids when the env declares a bound
+    small enough (`max_allowed_actions()`, e.g. TextGen-v0's top-k + concepts + EOS), else
+    packed 8 actions a byte. Every worker of a run builds the same envs, so the same format."""
+    declared = max(envs.call("max_allowed_actions")) if envs_have(envs, "max_allowed_actions") else None
+    return choose_mask_format(int(envs.single_action_space.n), declared)

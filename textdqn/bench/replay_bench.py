@@ -72,38 +72,58 @@ def make_batches(obs_kind: str, batch: int, count: int = 16, seed: int = 0) -> l
     ]
 
 
-TEXT_TRANSITIONS = {  # name -> (observation length, vocabulary = actions)
-    "dialogue tokens (128, 25 acts)": (128, 25),
-    "textgen small LM (1+40, 500 tokens)": (41, 500),
-    "textgen GPT-2 (1+48, 50,257 tokens)": (49, 50_257),
+CONCEPT_TOKENS = 12
+"""The most tokens one shipped prompt's concepts take in a BPE vocabulary (SmolLM2's 49,152
+tokens: each concept spelt alone and after a space): the concepts' share of a TextGen mask
+(GPT-2's row takes the same, its BPE being alike)."""
+TEXT_TRANSITIONS = {  # name -> (observation length, vocabulary = actions, most actions one mask allows)
+    "dialogue tokens (128, 25 acts)": (128, 25, 25),
+    "textgen small LM (1+40, 500 tokens)": (41, 500, 8 + 4 + 1),  # top-8, 4 one-token concepts, EOS
+    "textgen GPT-2 (1+48, 50,257 tokens)": (49, 50_257, 20 + CONCEPT_TOKENS + 1),  # top-20 (configs)
+    "textgen SmolLM2 (1+96, 49,152 tokens, top-64)": (97, 49_152, 64 + CONCEPT_TOKENS + 1),
 }
+MEMORY_TARGET = 1024
+"""Bytes a transition may take in replay with a top-k mask, k <= 64 (issue 15)."""
 
 
 def transition_memory(batch: int = 64) -> list[dict]:
     """Bytes a replay shard holds per transition of the text envs' shapes (uint16 token
-    observations and next observations, a next-action mask), with the mask packed 8 actions
-    a byte as actors send it and, for comparison, as bool: measured on a real shard."""
-    from textdqn.types import pack_masks
+    observations and next observations, a next-action mask allowing at most the row's bound
+    of actions), measured on a real shard with the mask in each form: packed 8 actions a byte,
+    as bool, and as the allowed ids (textdqn/masks.py). `stored_as` is the form actors send."""
+    from textdqn.masks import MaskFormat, choose_mask_format, pack_masks
 
     rng = np.random.default_rng(0)
     rows = []
-    for name, (length, actions) in TEXT_TRANSITIONS.items():
+    for name, (length, actions, allowed) in TEXT_TRANSITIONS.items():
         fields = {
-            "obs": rng.integers(0, min(actions, 65535), (batch, length)).astype(np.uint16),
+            "obs": rng.integers(0, actions, (batch, length)).astype(np.uint16),
             "action": rng.integers(0, actions, batch).astype(np.int64),
             "reward": rng.random(batch, dtype=np.float32),
             "discount": np.full(batch, 0.99**3, dtype=np.float32),
-            "next_obs": rng.integers(0, min(actions, 65535), (batch, length)).astype(np.uint16),
+            "next_obs": rng.integers(0, actions, (batch, length)).astype(np.uint16),
             "policy_version": np.zeros(batch, np.int32),
         }
-        mask = rng.random((batch, actions)) < 0.01
+        mask = np.zeros((batch, actions), dtype=bool)
+        mask[np.arange(batch)[:, None], rng.integers(0, actions, (batch, allowed))] = True  # <= allowed a row
+        ids = MaskFormat("ids", actions, allowed).encode(mask)
+        forms = {"packed": pack_masks(mask), "bool": mask, "ids": ids}
         sizes = {}
-        for form, packed in (("packed", pack_masks(mask)), ("bool", mask)):
+        for form, stored in forms.items():
             shard = ReplayShard(batch, alpha=ALPHA)
-            shard.insert(TransitionBatch(**fields, next_action_mask=packed))
+            shard.insert(TransitionBatch(**fields, next_action_mask=stored))
             sizes[form] = shard.bytes_per_item()
-        row = {"transition": name, "bytes_packed_mask": sizes["packed"], "bytes_bool_mask": sizes["bool"]}
-        rows.append(row)
+        rows.append(
+            {
+                "transition": name,
+                "bytes_observations": fields["obs"][0].nbytes + fields["next_obs"][0].nbytes,
+                "bytes_packed_mask": sizes["packed"],
+                "bytes_bool_mask": sizes["bool"],
+                "bytes_id_mask": sizes["ids"],
+                "mask_ids": allowed,
+                "stored_as": choose_mask_format(actions, allowed).kind,
+            }
+        )
     return rows
 
 

@@ -44,12 +44,27 @@ def replay_table(result: dict) -> Table:
 
 
 def memory_table(result: dict) -> Table:
-    """Bytes per stored transition of the text envs' shapes, masks packed (as sent) and as bool."""
+    """Bytes per stored transition of the text envs' shapes, whole (observations, scalars, key,
+    tree share and mask), with the mask in each form: packed, as bool, and as ids (W a row)."""
+    from textdqn.bench.replay_bench import MEMORY_TARGET
+
     table = Table(title="replay memory per transition (bytes, with priority-tree share)")
-    for col in ("transition", "mask packed", "mask as bool"):
+    columns = ("transition", "obs + next_obs", "mask packed", "mask as bool", "mask as ids (W)", "sent as")
+    for col in columns:
         table.add_column(col, justify="left" if col == "transition" else "right")
     for row in result.get("text_transitions", []):
-        table.add_row(row["transition"], f"{row['bytes_packed_mask']:,}", f"{row['bytes_bool_mask']:,}")
+        table.add_row(
+            row["transition"],
+            f"{row['bytes_observations']:,}",
+            f"{row['bytes_packed_mask']:,}",
+            f"{row['bytes_bool_mask']:,}",
+            f"{row['bytes_id_mask']:,} ({row['mask_ids']})",
+            row["stored_as"],
+        )
+    table.caption = (
+        f"target: <= {MEMORY_TARGET:,} bytes a transition for top-k masks, k <= 64; ids are uint16 "
+        "(vocabularies up to 65,535), W = top-k + concept tokens + EOS; actors send the smaller form"
+    )
     return table
 
 

@@ -45,10 +45,16 @@ def check_schema(expected: Schema, batch: TransitionBatch) -> None:
         )
     for name, (dtype, shape) in expected.items():
         if got[name] != (dtype, shape):
+            fix = f"cast or pad it to match (e.g. batch.{name}.astype({np.dtype(dtype).name!r}))"
+            if name == "next_action_mask":  # its form and id width follow the env (textdqn/masks.py)
+                fix = (
+                    "the masks come in another form (packed uint8, or ids as many as the env's "
+                    "max_allowed_actions()): fill one replay from envs of the same action space and "
+                    "env.kwargs (top_k, prompts), or start a fresh replay"
+                )
             raise SchemaError(
                 f"batch field {name!r} has dtype {np.dtype(got[name][0])} and item shape "
-                f"{got[name][1]}, but the replay holds {np.dtype(dtype)} {shape}; "
-                f"cast or pad it to match (e.g. batch.{name}.astype({np.dtype(dtype).name!r}))"
+                f"{got[name][1]}, but the replay holds {np.dtype(dtype)} {shape}; {fix}"
             )
 
 

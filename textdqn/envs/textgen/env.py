@@ -214,6 +214,12 @@ class TextGenEnv(gym.Env):
         mask[self.banned] = False
         return mask
 
+    def max_allowed_actions(self) -> int:
+        """The most actions `action_mask` allows at once (top-k + the split's largest set of
+        concept tokens + EOS): the width of the replay's id-form masks (textdqn/masks.py)."""
+        k = min(self.top_k, self.vocab_size - 1)
+        return min(self.vocab_size, k + max(len(ids) for ids in self._concept_ids) + 1)
+
     def _observation(self) -> np.ndarray:
         ids = np.concatenate([self._prompt_ids[self._index], np.asarray(self._generated, dtype=np.int64)])
         obs = np.zeros(self.observation_space.shape, dtype=self.observation_space.dtype)
