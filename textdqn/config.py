@@ -352,9 +352,9 @@ class EvalConfig:
     """environments stepped together by the evaluator"""
     env_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
     """keyword arguments that replace env.kwargs for evaluation (e.g. split: test)"""
-    baseline: str = ""
-    """a baseline agent (rule or random) evaluated once at the start of the run on the same
-    episodes, reported in summary.json next to the policy; empty: none"""
+    baseline: str | tuple[str, ...] = ""
+    """baseline agents (rule, random, sample; one or a list) evaluated once at the start of the
+    run on the same episodes, reported in summary.json next to the policy; empty: none"""
 
     _RULES: ClassVar[dict[str, Rule]] = {
         "every_env_steps": at_least(0),
@@ -362,11 +362,21 @@ class EvalConfig:
         "num_envs": at_least(1),
     }
 
+    @property
+    def baselines(self) -> tuple[str, ...]:
+        """The baseline agents, in order (none for "")."""
+        if isinstance(self.baseline, str):
+            return (self.baseline,) if self.baseline else ()
+        return tuple(self.baseline)
+
     def _check(self, path: str) -> list[str]:
-        if self.baseline in ("", "rule", "random"):
+        wrong = [b for b in self.baselines if b not in ("rule", "random", "sample")]
+        if not wrong:
             return []
         key = join(path, "baseline")
-        return [f"{key} = {self.baseline!r} is not a baseline agent: use rule, random or '' (none)"]
+        return [
+            f"{key} = {self.baseline!r}: {wrong} are not baseline agents; use rule, random, sample, a list"
+        ]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -387,6 +397,9 @@ class StopConfig:
     target_max: dict[str, float] = dataclasses.field(default_factory=dict)
     """evaluation metrics that must also stay below these values for the target to count, e.g.
     {any_wrong_inform_mean: 0.01}: success with fewer than 1 % of dialogues told a wrong value"""
+    target_min: dict[str, float] = dataclasses.field(default_factory=dict)
+    """evaluation metrics that must also reach at least these values for the target to count,
+    e.g. {eos_mean: 0.9}: 90 % of generated texts end before the length limit"""
 
     _RULES: ClassVar[dict[str, Rule]] = {
         "env_steps": at_least(0),

@@ -36,3 +36,8 @@ class ReplayStorageError(ReplayError):
 
 class EnvError(TextDQNError):
     """An environment keeps failing: the message names the env and its last error."""
+
+
+class LMImportError(TextDQNError, ValueError):
+    """`textdqn lm import` cannot read its source or write its directory: the message names the
+    path and what to do (install a package, pass another file, --force)."""

@@ -26,6 +26,10 @@ LM_KEYS = ("path", "layers", "width", "heads", "seed")
 PACKAGE_PREFIX = "textdqn:"
 """A path "textdqn:envs/textgen/data/concepts-lm" names a directory inside the installed package."""
 
+SHIPPED_LM = "textdqn:envs/textgen/data/concepts-lm"
+"""The small LM shipped for the concept prompts (textdqn.envs.textgen.make_lm builds it): the
+reference LM of TextGen-v0 when a config names none."""
+
 
 def resolve_path(path: str) -> str:
     """`path`, with a leading "textdqn:" replaced by the installed package's directory."""
@@ -34,10 +38,10 @@ def resolve_path(path: str) -> str:
     return path
 
 
-def load_local(auto_class: type, path: str, key: str, what: str):
-    """`auto_class.from_pretrained(path)` from a local directory only (an AutoModel class or
-    AutoTokenizer); ConfigError naming `key` (the config key holding `path`) and the fix when
-    `path` is not a local directory or holds no loadable `what` (e.g. "causal LM")."""
+def load_local(auto_class: type, path: str, key: str, what: str, **options):
+    """`auto_class.from_pretrained(path, **options)` from a local directory only (an AutoModel
+    class or AutoTokenizer); ConfigError naming `key` (the config key holding `path`) and the fix
+    when `path` is not a local directory or holds no loadable `what` (e.g. "causal LM")."""
     if not path or not Path(resolve_path(path)).is_dir():
         raise ConfigError(
             f"{key} = {path!r} is not a local directory: pass a directory holding a transformers {what} "
@@ -47,7 +51,7 @@ def load_local(auto_class: type, path: str, key: str, what: str):
     from safetensors import SafetensorError
 
     try:
-        return auto_class.from_pretrained(resolve_path(path), local_files_only=True)
+        return auto_class.from_pretrained(resolve_path(path), local_files_only=True, **options)
     except (OSError, ValueError, RuntimeError, EOFError, pickle.UnpicklingError, SafetensorError) as e:
         # A corrupt or truncated weights file lands here too (safetensors or torch.load errors).
         raise ConfigError(
@@ -77,14 +81,17 @@ def causal_lm(
     with `layers` blocks of `width` (`heads` attention heads), `vocab_size` tokens and
     `max_positions` positions, its weights drawn from `seed` (the same in every process).
 
-    A loaded checkpoint keeps its own sizes; ConfigError names the fix when `path` is not a
-    local checkpoint.
+    A loaded checkpoint keeps its own sizes, its weights in float32; ConfigError names the fix
+    when `path` is not a local checkpoint.
     """
     import torch
     from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 
     if path:
-        return load_local(AutoModelForCausalLM, path, "language model path", "causal LM").eval()
+        # float32 whatever the checkpoint's dtype (transformers keeps a bfloat16 one in bfloat16): the
+        # learner's Adam steps vanish in bfloat16 weights, and CPUs compute float32 fastest.
+        lm = load_local(AutoModelForCausalLM, path, "language model path", "causal LM", dtype=torch.float32)
+        return lm.eval()
     if min(vocab_size, max_positions, layers, width, heads) < 1 or width % heads:
         raise ConfigError(
             "a causal LM built from a config needs vocab_size, max_positions, layers, width, heads >= 1 "

@@ -138,13 +138,15 @@ def test_token_dialogue_run_keeps_its_tokenizer_and_shows_transcripts(tmp_path):
             "eval.num_envs=2",
             "stop.updates=10",
             "stop.time_s=60",
-            "eval.baseline=rule",
+            "eval.baseline=[rule, random]",
         ],
     )
     run_dir = tmp_path / "run"
     summary = train(cfg, mode="serial", run_dir=str(run_dir), live=False)
     assert summary["updates"] >= 10 and summary["final_eval"]["episodes"] == 2
     assert summary["baseline"]["agent"] == "rule" and summary["baseline"]["episodes"] == 2
+    assert list(summary["baselines"]) == ["rule", "random"]
+    assert summary["baselines"]["rule"] == summary["baseline"]
     assert {"success_rate", "turns_mean"} <= set(summary["baseline"]) & set(summary["final_eval"])
     tokenizer = load_tokenizer(run_dir / "tokenizer")
     assert tokenizer.convert_tokens_to_ids("booked") != tokenizer.unk_token_id

@@ -1,4 +1,5 @@
-"""A run's target: target_metric at least target_value, and every target_max metric below its value."""
+"""A run's target: target_metric at least target_value, every target_max metric below its value,
+every target_min metric at least its value; and the baselines a run measures."""
 
 import pytest
 
@@ -28,3 +29,21 @@ def test_target_max_comes_from_yaml_and_set():
     config = load_config("configs/dialogue.yaml", ["stop.target_max={any_wrong_inform_mean: 0.02}"])
     assert config.stop.target_max == {"any_wrong_inform_mean": 0.02}
     assert load_config("configs/dialogue.yaml").stop.target_max == {"any_wrong_inform_mean": 0.01}
+
+
+def test_target_min_bounds_count_at_their_value():
+    stop = StopConfig(target_metric="coverage_mean", target_value=0.8, target_min={"eos_mean": 0.9})
+    assert _reached(stop, {"coverage_mean": 0.85, "eos_mean": 0.9})  # at least: the value counts
+    assert not _reached(stop, {"coverage_mean": 0.85, "eos_mean": 0.89})
+    assert _target(stop)["min"] == {"eos_mean": 0.9}
+    with pytest.raises(ConfigError, match=r"\['eos_mean'\]"):
+        _reached(stop, {"coverage_mean": 0.85})
+
+
+def test_eval_baseline_is_one_agent_or_a_list():
+    assert load_config("configs/dialogue.yaml").eval.baselines == ("rule",)
+    config = load_config("configs/dialogue.yaml", ["eval.baseline=[rule, random]"])
+    assert config.eval.baselines == ("rule", "random")
+    assert load_config("configs/dialogue.yaml", ["eval.baseline=''"]).eval.baselines == ()
+    with pytest.raises(ConfigError, match=r"\['oracle'\] are not baseline agents"):
+        load_config("configs/dialogue.yaml", ["eval.baseline=[rule, oracle]"])

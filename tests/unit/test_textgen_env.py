@@ -9,7 +9,6 @@ from gymnasium.utils.env_checker import check_env
 
 import textdqn.envs  # noqa: F401  (registers the textdqn/ ids)
 from textdqn.envs.textgen.env import TextGenEnv
-from textdqn.envs.textgen.rewards import coverage_score
 from textdqn.envs.word_tokenizer import save_tokenizer
 from textdqn.errors import ConfigError
 from textdqn.lm import causal_lm
@@ -57,7 +56,7 @@ def test_observations_are_length_prefixed_prompt_then_generated_tokens(env):
     assert env.generated_text() == "dog dog"
 
 
-def test_mask_is_the_references_top_k_plus_eos_and_concepts_never_pad(env):
+def test_mask_is_the_references_top_k_plus_eos_and_unused_concepts_never_pad(env):
     rng = np.random.default_rng(0)
     for episode in range(3):
         obs, info = env.reset(seed=episode)
@@ -65,7 +64,10 @@ def test_mask_is_the_references_top_k_plus_eos_and_concepts_never_pad(env):
         done = False
         while not done:
             mask = info["action_mask"]
-            assert mask[env.eos_id] and mask[concepts].all() and not mask[0] and not mask[1]  # PAD, UNK
+            unused = [
+                t for t, c in zip(concepts, env.record.concepts, strict=True) if c not in env.generated_text()
+            ]
+            assert mask[env.eos_id] and mask[unused].all() and not mask[0] and not mask[1]  # PAD, UNK
             # The top-k of a fresh full forward pass over the observation (no KV cache):
             with torch.no_grad():
                 logits = env.reference.model(torch.as_tensor(obs[1 : 1 + obs[0]], dtype=torch.long)[None])
@@ -97,9 +99,9 @@ def test_using_every_concept_succeeds_and_pays_the_coverage_score_at_the_end(env
     rewards, terminated, info = _play(env, [*concepts, env.eos_id])
     assert terminated and info["success"] == 1.0 and info["coverage"] == 1.0
     assert np.all(rewards[:-1] == 0) and rewards[-1] == pytest.approx(1.0)
-    rewards, _, info = _play(env, [concepts[0], concepts[0], env.eos_id])  # one concept, repeated
-    word = env.record.concepts[0]
-    expected = coverage_score(f"{word} {word}", env.record.concepts, 0.5)  # the default repeat_penalty
+    penalised = TextGenEnv(repeat_penalty=0.5)
+    rewards, _, info = _play(penalised, [concepts[0], concepts[0], env.eos_id])  # one concept, repeated
+    expected = 1 / len(env.record.concepts) - 0.5 * 1 / 2  # coverage − 0.5 × repetition ("dog dog": 1/2)
     assert info["success"] == 0.0 and info["coverage"] == 1 / len(env.record.concepts)
     assert rewards.sum() == pytest.approx(expected) == pytest.approx(info["reward"])
 

@@ -5,6 +5,7 @@ import numpy as np
 
 import textdqn.envs  # noqa: F401  (registers the envs)
 from textdqn.envs.textgen.make_lm import SHIPPED_LM, make_corpus
+from textdqn.envs.textgen.rewards import coverage, words
 from textdqn.lm import resolve_path
 
 SHIPPED = "textdqn:envs/textgen/data/concepts-lm"
@@ -16,11 +17,17 @@ def test_package_paths_resolve_to_the_shipped_checkpoint():
     assert resolve_path("/elsewhere/lm") == "/elsewhere/lm"
 
 
-def test_corpus_is_deterministic_and_uses_a_concept_in_about_half_the_pairs():
-    texts = make_corpus(400, seed=3)
-    assert texts == make_corpus(400, seed=3) and texts != make_corpus(400, seed=4)
-    prompt, sentence = texts[0].split(". ", 1)
+def test_corpus_is_deterministic_and_its_sentences_use_some_of_the_prompts_concepts():
+    pairs = make_corpus(2000, seed=3)
+    assert pairs == make_corpus(2000, seed=3) and pairs != make_corpus(2000, seed=4)
+    prompt, sentence = pairs[0]
     assert ":" in prompt and sentence.endswith(" .")
+    used = []
+    for prompt, sentence in pairs:
+        concepts = prompt.split(": ", 1)[1].rstrip(".").split(", ")
+        used.append(coverage(words(sentence), concepts))
+    # Each content slot copies an unused concept with probability COPY: a weak pull, not a habit.
+    assert 0.15 < np.mean(used) < 0.5 and np.mean(np.array(used) == 0) > 0.2
 
 
 def test_shipped_lm_writes_sentences_that_cover_few_concepts():

@@ -11,7 +11,6 @@ from textdqn.envs.textgen.prompts import PromptRecord, load_prompts
 from textdqn.envs.textgen.rewards import (
     CoverageReward,
     coverage,
-    coverage_score,
     covered,
     kl_penalty,
     make_reward,
@@ -41,27 +40,37 @@ def test_repetition_counts_stutters_and_repeated_bigrams_not_function_words():
     assert repetition(words("dog dog dog")) == pytest.approx(2 / 3)
     assert repetition(words("the dog saw the dog")) == pytest.approx(1 / 5)
     assert repetition(["dog"]) == 0.0
-    assert coverage_score("dog dog dog", RECORD.concepts, 0.5) == pytest.approx(0.25 - 0.5 * 2 / 3)
-    assert coverage_score("the dog saw the dog", RECORD.concepts, 0.0) == 0.25
-    assert coverage_score(" , . ", RECORD.concepts, 0.5) == 0.0
+
+
+@pytest.fixture(scope="module")
+def penalised():
+    """An env whose text score is coverage less 0.5 × repetition (for every plug-in)."""
+    return TextGenEnv(repeat_penalty=0.5)
+
+
+def test_the_env_subtracts_the_repetition_penalty_from_any_plug_ins_score(penalised):
+    assert penalised.text_score("dog dog dog", RECORD) == pytest.approx(0.25 - 0.5 * 2 / 3)
+    assert TextGenEnv().text_score("the dog saw the dog", RECORD) == 0.25  # no penalty by default
+    assert penalised.text_score(" , . ", RECORD) == 0.0
 
 
 def test_coverage_plug_in_scores_succeeds_and_checks_its_records():
-    reward = make_reward("coverage", {"repeat_penalty": 1.0})
+    reward = make_reward("coverage")
     assert reward.score("a dog runs with a ball in the park", RECORD) == 1.0
     assert reward.success("a dog runs with a ball in the park", RECORD)
     assert not reward.success("a dog runs", RECORD) and reward.score("", RECORD) == 0.0
     with pytest.raises(ConfigError, match="needs concepts"):
         reward.check([PromptRecord(id="x", prompt="hi", split="train")])
-    with pytest.raises(ConfigError, match="repeat_penalty"):
-        CoverageReward(repeat_penalty=-1)
+    with pytest.raises(ConfigError, match=r"repeat_penalty is env\.kwargs\.repeat_penalty now"):
+        make_reward("coverage", {"repeat_penalty": 0.5})
+    assert isinstance(reward, CoverageReward)
 
 
-def test_coverage_score_along_a_growing_text_gives_the_per_token_increments():
+def test_text_score_along_a_growing_text_gives_the_per_token_increments(penalised):
     # The env pays per-token rewards as score increments (potential-based): these, summing to
     # the final score. tests/unit/test_textgen_env.py checks the env's sum against its terminal.
     texts = ["the", "the dog", "the dog dog", "the dog dog ran", "the dog dog ran ."]
-    scores = [coverage_score(t, RECORD.concepts, 0.5) for t in texts]
+    scores = [penalised.text_score(t, RECORD) for t in texts]
     increments = np.diff(scores, prepend=0.0)
     np.testing.assert_allclose(increments, [0.0, 0.25, -0.5 / 3, 0.25 + 0.5 / 3 - 0.5 / 4, 0.0], atol=1e-6)
     assert increments.sum() == pytest.approx(scores[-1])

@@ -27,23 +27,29 @@ class Episode(NamedTuple):
 
 
 Policy = Callable[[np.ndarray, "np.ndarray | None"], np.ndarray]
-BASELINES = ("random", "rule")
+BASELINES = ("random", "rule", "sample")
+_ENV_AGENTS = {  # baseline -> (the env method that plays it, an env that has one)
+    "rule": ("rule_action", "textdqn/Dialogue-v0's rule agent, TextGen-v0's reference greedy"),
+    "sample": ("sample_action", "TextGen-v0's reference LM sampled at temperature 1"),
+}
 
 
 def baseline_policy(name: str, envs: gym.vector.VectorEnv, seed: int = 0) -> Policy:
     """A baseline agent for `envs`: "random" (uniform over all actions, as TC-Bot's random
-    agent) or "rule" (the env's own rule agent, its rule_action() method)."""
+    agent), "rule" (the env's own rule agent, its rule_action() method) or "sample" (the env's
+    sample_action(): TextGen-v0's reference LM sampled at temperature 1)."""
     if name == "random":
         rng = np.random.default_rng(seed)
         n = int(envs.single_action_space.n)
         return lambda obs, mask: rng.integers(n, size=len(obs))
-    if name == "rule":
-        if not envs_have(envs, "rule_action"):
+    if name in _ENV_AGENTS:
+        method, example = _ENV_AGENTS[name]
+        if not envs_have(envs, method):
             raise ConfigError(
-                "--agent rule needs an env with a rule agent (a rule_action() method, as "
-                "textdqn/Dialogue-v0 has); this env has none: use --agent random"
+                f"--agent {name} needs an env with a {method}() method (as {example}); this env has "
+                "none: use --agent random"
             )
-        return lambda obs, mask: np.asarray(envs.call("rule_action"), dtype=np.int64)
+        return lambda obs, mask: np.asarray(envs.call(method), dtype=np.int64)
     raise ConfigError(f"unknown baseline agent {name!r}: use one of {BASELINES}")
 
 
@@ -64,6 +70,14 @@ def _episode_end_means(finals: list[dict]) -> dict[str, float]:
     return {
         "success_rate" if key == "success" else f"{key}_mean": float(np.mean(v)) for key, v in values.items()
     }
+
+
+def _plan(envs: SyncVectorEnv, episodes: int) -> None:
+    """Where the envs can plan their episodes (TextGen-v0: every test prompt once, in order),
+    share `episodes` among them round-robin, as the evaluator's quotas do."""
+    for slot, env in enumerate(envs.envs):
+        if env.has_wrapper_attr("plan_episodes"):
+            env.get_wrapper_attr("plan_episodes")(slot, len(envs.envs), episodes)
 
 
 class Evaluator:
@@ -100,6 +114,7 @@ class Evaluator:
         """
         quota = np.full(self.num_envs, episodes // self.num_envs)
         quota[: episodes % self.num_envs] += 1
+        _plan(self.envs, episodes)
         obs, info = self.envs.reset(seed=self._seed)
         mask = action_masks(info, self.num_envs)
         ep_return = np.zeros(self.num_envs)
@@ -128,7 +143,9 @@ class Evaluator:
             "length_mean": float(np.mean(lengths)),
             "episodes": float(len(returns)),
         }
-        return {**out, **_episode_end_means(ends)}
+        out.update(_episode_end_means(ends))
+        derived = getattr(self.envs.envs[0].unwrapped, "evaluation_metrics", None)  # e.g. corpus perplexity
+        return {**out, **(derived(out) if derived else {})}
 
     @torch.no_grad()
     def show(self, agent: str, episodes: int, weights: dict[str, np.ndarray] | None = None) -> list[Episode]:
@@ -151,6 +168,7 @@ class Evaluator:
                 policy = self._greedy
             else:
                 policy = baseline_policy(agent, envs, self._seed)
+            _plan(envs, episodes)
             return [self._show_one(envs, policy, self._seed + i) for i in range(episodes)]
         finally:
             envs.close()

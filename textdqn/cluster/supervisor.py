@@ -295,7 +295,7 @@ def _supervise(config: Config, run: RunDirectory, runner, counters: _Counters, l
     stop, every = config.stop, config.eval.every_env_steps
     evaluator = Evaluator(config)
     save_run_files(evaluator.envs, run.path)
-    baseline = _baseline(evaluator, config)
+    baselines = _baselines(evaluator, config)
     agg = _Aggregator(counters)
     logger = MetricsLogger(run, METRIC_COLUMNS)
     start = time.perf_counter()
@@ -352,7 +352,8 @@ def _supervise(config: Config, run: RunDirectory, runner, counters: _Counters, l
         "updates": counters.updates,
         "wall_s": round(wall, 2),
         "final_eval": final_eval,
-        **({"baseline": baseline} if baseline else {}),
+        # "baseline": the first (or only) one, as runs have always reported it
+        **({"baseline": next(iter(baselines.values())), "baselines": baselines} if baselines else {}),
         "env_errors": counters.env_errors,
         "actor_restarts": counters.actor_restarts,
         "learner_restarts": counters.learner_restarts,
@@ -383,37 +384,42 @@ def _evaluate(evaluator: Evaluator, runner, config: Config, row: dict) -> dict:
     row["eval_success_rate"] = result.get("success_rate")
     if config.stop.target_metric:
         row["eval_target"] = result.get(config.stop.target_metric)
-    if config.stop.target_max:  # the bounds the target also needs, as this evaluation found them
+    bounds = {**config.stop.target_max, **config.stop.target_min}
+    if bounds:  # the bounds the target also needs, as this evaluation found them
         log.info(
-            "eval %s (below %s)", {k: result.get(k) for k in config.stop.target_max}, config.stop.target_max
+            "eval %s (below %s, at least %s)",
+            {k: result.get(k) for k in bounds},
+            config.stop.target_max,
+            config.stop.target_min,
         )
     return result
 
 
-def _baseline(evaluator: Evaluator, config: Config) -> dict:
-    """The eval.baseline agent's metrics on the evaluation episodes ({} when none is set)."""
-    agent = config.eval.baseline
-    if not agent:
-        return {}
-    policy = baseline_policy(agent, evaluator.envs, config.run.seed)
-    result = {"agent": agent, **evaluator.run(policy, config.eval.episodes)}
-    log.info("baseline %s", result)
-    return result
+def _baselines(evaluator: Evaluator, config: Config) -> dict[str, dict]:
+    """Each eval.baseline agent's metrics on the evaluation episodes, by agent ({} for none)."""
+    results = {}
+    for agent in config.eval.baselines:
+        policy = baseline_policy(agent, evaluator.envs, config.run.seed)
+        results[agent] = {"agent": agent, **evaluator.run(policy, config.eval.episodes)}
+        log.info("baseline %s", results[agent])
+    return results
 
 
 def _reached(stop, result: dict) -> bool:
-    """Whether `result` meets the target: target_metric >= target_value and every target_max
-    metric below its value; ConfigError when the evaluation has no such metric."""
+    """Whether `result` meets the target: target_metric >= target_value, every target_max
+    metric below its value and every target_min metric at least its value; ConfigError when
+    the evaluation has no such metric."""
     if not stop.target_metric:
         return False
-    unknown = sorted({stop.target_metric, *stop.target_max} - set(result))
+    unknown = sorted({stop.target_metric, *stop.target_max, *stop.target_min} - set(result))
     if unknown:
         raise ConfigError(
-            f"stop.target_metric / stop.target_max name {unknown}, which the evaluation does not report; "
-            f"it reports {sorted(result)}: fix the config"
+            f"stop.target_metric / target_max / target_min name {unknown}, which the evaluation does not "
+            f"report; it reports {sorted(result)}: fix the config"
         )
     within = all(result[k] < v for k, v in stop.target_max.items())
-    return result[stop.target_metric] >= stop.target_value and within
+    reached = all(result[k] >= v for k, v in stop.target_min.items())
+    return result[stop.target_metric] >= stop.target_value and within and reached
 
 
 def _target(stop) -> dict:
@@ -424,6 +430,7 @@ def _target(stop) -> dict:
         "metric": stop.target_metric,
         "value": stop.target_value,
         **({"max": dict(stop.target_max)} if stop.target_max else {}),
+        **({"min": dict(stop.target_min)} if stop.target_min else {}),
     }
 
 

@@ -5,8 +5,10 @@ ball, park."); each step the agent appends one token. The action mask allows the
 tokens of a reference causal LM at the current prefix, the end-of-sequence token, and the
 tokens the task needs (the prompt's concepts); never padding or other special tokens. The
 episode terminates at EOS or after `max_new_tokens` tokens, and a reward plug-in (rewards.py)
-scores the generated text: at the end, or spread over the tokens (`per_token`), plus an
-optional per-token KL penalty `kl_coef · log p_ref(a_t | s_t)` towards the reference.
+scores the generated text: at the end, or spread over the tokens (`per_token`). Fluency terms
+apply to every plug-in: a per-token KL penalty `kl_coef · log p_ref(a_t | s_t)` towards the
+reference, a repetition penalty on the text, and a penalty for a text cut at the length limit
+without ending.
 
 Observation: token ids, length-prefixed, shape [1 + max_tokens]: obs[0] = L, the number of
 real tokens; obs[1 : 1 + L] = the prompt's tokens, then the generated ones; the rest 0.
@@ -14,27 +16,31 @@ uint16 when the vocabulary and max_tokens fit, else int32.
 
 info: "action_mask" (bool [V]) at every step; at the episode's end also "coverage" (fraction of
 the concepts used), "success" (the plug-in's: every concept used, for coverage), "length"
-(tokens generated, EOS included), "reward" (the episode's total) and "kl" (−Σ log p_ref of the
-generated tokens: the sequence's KL estimate to the reference for a greedy policy).
+(tokens generated, EOS included), "reward" (the episode's total), "kl" (−Σ log p_ref of the
+generated tokens: the sequence's KL estimate to the reference for a greedy policy), "eos"
+(1 when the text ended with EOS before the limit), the fluency judge's "judge_nll",
+"judge_tokens" and "perplexity" of the text after its prompt, and its repetition metrics
+(fluency.text_metrics: distinct_1, distinct_2, repeated_3grams, words).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from pathlib import Path
 from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 
-from textdqn.envs.textgen import tokens
+from textdqn.envs.textgen import fluency, tokens
 from textdqn.envs.textgen.prompts import PromptRecord, load_prompts, split_records
 from textdqn.envs.textgen.reference import LMState, ReferenceLM
-from textdqn.envs.textgen.rewards import coverage, kl_penalty, make_reward, words
+from textdqn.envs.textgen.rewards import coverage, covered, kl_penalty, make_reward, repetition, words
 from textdqn.envs.textgen.vector import TextGenVectorEnv
 from textdqn.envs.word_tokenizer import save_tokenizer
 from textdqn.errors import ConfigError
-from textdqn.lm import LM_KEYS, shared_causal_lm
+from textdqn.lm import LM_KEYS, SHIPPED_LM, shared_causal_lm
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +52,8 @@ class Generation:
     reward: float
     coverage: float
     success: bool
+    metrics: dict[str, float]
+    """eos, judge_nll, judge_tokens, perplexity and the repetition metrics (as episode info)"""
 
 
 class TextGenEnv(gym.Env):
@@ -56,7 +64,10 @@ class TextGenEnv(gym.Env):
         split: "train" or "test" records.
         lm: the reference LM: {"path": local checkpoint} (its own tokenizer is used), or
             {"layers", "width", "heads", "seed"} for a GPT-2 built from a config (seeded weights, the
-            word-level tokenizer of the prompts); passed to textdqn.lm.causal_lm.
+            word-level tokenizer of the prompts); passed to textdqn.lm.causal_lm. None or {}: the
+            small LM shipped for the concept prompts (textdqn.lm.SHIPPED_LM).
+        judge: the fluency judge, a local causal LM {"path": dir} scoring the text's perplexity
+            after its prompt (with its own tokenizer); None: the reference LM.
         top_k: how many of the reference's most likely next tokens the mask allows.
         max_new_tokens: the most tokens one episode generates (EOS included).
         max_tokens: observation length, prompt plus generated tokens (every prompt must leave
@@ -64,7 +75,16 @@ class TextGenEnv(gym.Env):
         reward: the reward plug-in: "coverage", "classifier" or "similarity".
         reward_kwargs: the plug-in's arguments (see its class).
         kl_coef: weight of the per-token KL penalty (≥ 0; 0 turns it off).
+        repeat_penalty: subtracted from the plug-in's score, times the text's repetition (the
+            fraction of words repeating the one before or an earlier bigram; ≥ 0).
+        unfinished_penalty: paid once by a text that reaches max_new_tokens without EOS (≥ 0).
+        eos_after_concepts: the mask allows EOS only once the text uses every concept of the
+            record (constrained decoding, as CommonGen's lexically constrained beam searches):
+            the agent cannot stop before the task is done, only choose how to write it.
         per_token: pay the plug-in's reward as per-token increments rather than at the end.
+        chat_template: show each prompt as a user turn of the LM tokenizer's chat template (an
+            instruct model's), the agent writing the assistant's turn; the stop action is then the
+            end-of-turn token (tokens.stop_token_id).
     """
 
     metadata: ClassVar[dict] = {"render_modes": []}
@@ -72,6 +92,8 @@ class TextGenEnv(gym.Env):
     """keyword arguments naming files a run directory keeps a copy of (envs/run_files.py)"""
     vector_env_class: ClassVar[type] = TextGenVectorEnv
     """what textdqn's make_vector_env steps these envs with: one batched reference read a step"""
+    evaluation_metrics = staticmethod(fluency.evaluation_metrics)
+    """what an evaluation derives from the means of the episode infos (corpus perplexity)"""
 
     def __init__(
         self,
@@ -84,19 +106,28 @@ class TextGenEnv(gym.Env):
         reward: str = "coverage",
         reward_kwargs: dict[str, Any] | None = None,
         kl_coef: float = 0.0,
+        repeat_penalty: float = 0.0,
+        unfinished_penalty: float = 0.0,
         per_token: bool = False,
+        judge: dict[str, Any] | None = None,
+        chat_template: bool = False,
+        eos_after_concepts: bool = False,
     ) -> None:
         for name, value in (("top_k", top_k), ("max_new_tokens", max_new_tokens), ("max_tokens", max_tokens)):
             if int(value) < 1:
                 raise ConfigError(f"env.kwargs.{name} = {value!r} must be >= 1")
-        if not kl_coef >= 0:
-            raise ConfigError(f"env.kwargs.kl_coef = {kl_coef!r} must be >= 0 (0 turns the KL penalty off)")
-        lm = dict(lm or {})
+        penalties = {"kl_coef": kl_coef, "repeat_penalty": repeat_penalty}
+        for name, value in {**penalties, "unfinished_penalty": unfinished_penalty}.items():
+            if not value >= 0:
+                raise ConfigError(f"env.kwargs.{name} = {value!r} must be >= 0 (0 turns it off)")
+        lm = dict(lm or {"path": SHIPPED_LM})
         unknown = sorted(set(lm) - set(LM_KEYS))
         if unknown:
             raise ConfigError(f"env.kwargs.lm has unknown keys {unknown}; accepted: {list(LM_KEYS)}")
         self.top_k, self.max_new_tokens, self.max_tokens = int(top_k), int(max_new_tokens), int(max_tokens)
         self.kl_coef, self.per_token = float(kl_coef), bool(per_token)
+        self.repeat_penalty, self.unfinished_penalty = float(repeat_penalty), float(unfinished_penalty)
+        self.eos_after_concepts = bool(eos_after_concepts)
         self.all_records = load_prompts(prompts)
         self.records = split_records(self.all_records, split, prompts)
         self.reward_fn = make_reward(reward, reward_kwargs)
@@ -105,7 +136,8 @@ class TextGenEnv(gym.Env):
         path = str(lm.pop("path", "") or "")
         self.tokenizer = tokens.load_lm_tokenizer(path) if path else tokens.build_tokenizer(self.all_records)
         self.vocab_size = len(self.tokenizer)
-        self.eos_id = int(self.tokenizer.eos_token_id)
+        self.chat_template = bool(chat_template)
+        self.eos_id = tokens.stop_token_id(self.tokenizer, self.chat_template)
         model = shared_causal_lm(path, vocab_size=self.vocab_size, max_positions=self.max_tokens, **lm)
         self.reference = ReferenceLM(model, self.vocab_size, self.max_tokens)
         # Never allowed: padding and the other special tokens (EOS, the stop action, excepted).
@@ -114,7 +146,13 @@ class TextGenEnv(gym.Env):
         self.banned[self.eos_id] = False
         self._prompt_ids = self._encode_prompts(prompts)
         self._concept_ids = tokens.concept_ids(self.tokenizer, [r.concepts for r in self.records])
+        # Each record's tokens per concept, so that a concept the text already uses leaves the mask.
+        self._concept_groups = [
+            tokens.concept_ids(self.tokenizer, [[c] for c in r.concepts]) for r in self.records
+        ]
+        self.judge = _make_judge(judge)
         self._greedy: dict[str, Generation] = {}
+        self._plan: list[int] = []
 
         high = max(self.vocab_size - 1, self.max_tokens)
         dtype = np.uint16 if high <= np.iinfo(np.uint16).max else np.int32
@@ -132,7 +170,11 @@ class TextGenEnv(gym.Env):
         room = self.max_tokens - self.max_new_tokens
         texts = [r.prompt for r in self.all_records]
         encoded = dict(
-            zip((r.id for r in self.all_records), tokens.encode_prompts(self.tokenizer, texts), strict=True)
+            zip(
+                (r.id for r in self.all_records),
+                tokens.encode_prompts(self.tokenizer, texts, self.chat_template),
+                strict=True,
+            )
         )
         longest = max(self.all_records, key=lambda r: len(encoded[r.id]))
         if len(encoded[longest.id]) > room:
@@ -141,9 +183,19 @@ class TextGenEnv(gym.Env):
                 f"tokens, more than max_tokens - max_new_tokens = {room}: raise env.kwargs.max_tokens to "
                 f"{len(encoded[longest.id]) + self.max_new_tokens} or shorten the prompt"
             )
+        source = prompts or "the shipped prompts"
         if any(len(ids) == 0 for ids in encoded.values()):
-            source = prompts or "the shipped prompts"
             raise ConfigError(f"a prompt of {source} has no tokens; write some text in every prompt")
+        for record in self.all_records:
+            for field, text in (("prompt", record.prompt), ("target", record.target or "")):
+                unknown = tokens.unknown_words(self.tokenizer, text)
+                if unknown:
+                    raise ConfigError(
+                        f"the {field} of prompt record {record.id!r} in {source} has words the reference "
+                        f"LM's tokenizer does not know ({unknown[:5]} read as its unknown token, so the "
+                        "agent could neither read nor write them): reword it with words the vocabulary has, "
+                        "or use a reference LM (env.kwargs.lm) whose tokenizer has them"
+                    )
         return [encoded[r.id] for r in self.records]
 
     # --- text ---
@@ -170,14 +222,38 @@ class TextGenEnv(gym.Env):
 
     def _score(self, record: PromptRecord, generated: np.ndarray | list[int], logp_sum: float) -> Generation:
         text = self.generated_text(generated)
-        reward = self.reward_fn.score(text, record) + kl_penalty(logp_sum, self.kl_coef)
+        ended = len(generated) > 0 and int(generated[-1]) == self.eos_id
+        reward = self.text_score(text, record) + kl_penalty(logp_sum, self.kl_coef)
+        if not ended and len(generated) >= self.max_new_tokens:
+            reward -= self.unfinished_penalty
         return Generation(
             text=text,
             tokens=np.asarray(generated, dtype=np.int64),
             reward=float(reward),
             coverage=coverage(words(text), record.concepts),
             success=self.reward_fn.success(text, record),
+            metrics=self._text_metrics(record, text, ended, -logp_sum, len(generated)),
         )
+
+    def text_score(self, text: str, record: PromptRecord) -> float:
+        """The plug-in's score of `text` less the repetition penalty (0 for a text without words)."""
+        found = words(text)
+        if not found:
+            return 0.0
+        return self.reward_fn.score(text, record) - self.repeat_penalty * repetition(found)
+
+    def _text_metrics(self, record: PromptRecord, text: str, ended: bool, nll: float, length: int) -> dict:
+        """eos, the judge's nll, tokens and perplexity, and repetition metrics of a finished text;
+        `nll` and `length` are the reference's (its judgement when no other judge is set)."""
+        if self.judge is not None:
+            nll, length = self.judge.nll(record.prompt, text, ended)
+        return {
+            "eos": float(ended),
+            "judge_nll": float(nll),
+            "judge_tokens": float(length),
+            "perplexity": fluency.perplexity(nll, length),
+            **fluency.text_metrics(words(text)),
+        }
 
     def episode_text(self) -> str:
         """The prompt, the generated text and the reference LM's greedy text for the same prompt,
@@ -189,7 +265,12 @@ class TextGenEnv(gym.Env):
         lines = [f"prompt {r.id}: {r.prompt}{concepts}"]
         for who, g in (("agent", mine), ("reference", ref)):
             lines.append(f"  {who + ':':11}{g.text or '(nothing)'}")
-            outcome = f"reward {g.reward:.3f}, coverage {g.coverage:.2f}, success {int(g.success)}"
+            m = g.metrics
+            outcome = (
+                f"reward {g.reward:.3f}, coverage {g.coverage:.2f}, success {int(g.success)}, perplexity "
+                f"{m['perplexity']:.1f}, distinct-2 {m['distinct_2']:.2f}, "
+                f"{'ended' if m['eos'] else 'cut at the limit'}"
+            )
             lines.append(f"  {'':11}{outcome}")
         return "\n".join(lines)
 
@@ -202,7 +283,9 @@ class TextGenEnv(gym.Env):
 
     def action_mask(self) -> np.ndarray:
         """bool [V]: the reference's top-k next tokens (special tokens other than EOS left out),
-        the record's concept tokens and EOS. Only EOS once the episode is over."""
+        the tokens of the record's concepts the text does not use yet, and EOS (with
+        eos_after_concepts, EOS only once every concept is used). Only EOS once the episode is
+        over."""
         mask = np.zeros(self.vocab_size, dtype=bool)
         mask[self.eos_id] = True
         if self._done:
@@ -210,8 +293,12 @@ class TextGenEnv(gym.Env):
         logp = np.where(self.banned, -np.inf, self._state.logp)
         k = min(self.top_k, self.vocab_size - 1)
         mask[np.argpartition(-logp, k - 1)[:k]] = True
-        mask[self._concept_ids[self._index]] = True
+        used = covered(words(self.generated_text()), self.record.concepts)
+        for ids in itertools.compress(self._concept_groups[self._index], ~used):
+            mask[ids] = True
         mask[self.banned] = False
+        if self.eos_after_concepts and not used.all():
+            mask[self.eos_id] = False  # an unused concept's tokens are allowed: never an empty mask
         return mask
 
     def max_allowed_actions(self) -> int:
@@ -227,6 +314,19 @@ class TextGenEnv(gym.Env):
         obs[1 : 1 + len(ids)] = ids
         return obs
 
+    def sample_action(self) -> int:
+        """A token sampled from the reference LM at temperature 1 (never a banned one), with the
+        env's seeded generator: the reference's own writing (`textdqn eval --agent sample`)."""
+        p = np.exp(np.where(self.banned, -np.inf, self._state.logp).astype(np.float64))
+        return int(self.np_random.choice(self.vocab_size, p=p / p.sum()))
+
+    def plan_episodes(self, slot: int, slots: int, episodes: int) -> None:
+        """Have the next resets take prompts in order, each once: of `episodes` evaluation
+        episodes shared round-robin by `slots` envs, this env (number `slot`) takes episodes
+        slot, slot + slots, ..., episode j on prompt j mod (prompts of the split). Resets past
+        the plan draw prompts at random again. How evaluation covers every test prompt once."""
+        self._plan = [j % len(self.records) for j in range(slot, episodes, slots)]
+
     def rule_action(self) -> int:
         """The reference LM's greedy next token (never a banned one): the reference baseline
         (`textdqn eval --agent rule`), and a warm-start policy."""
@@ -238,6 +338,8 @@ class TextGenEnv(gym.Env):
         """Start an episode on a random record of the split, or on `options["prompt_index"]`."""
         super().reset(seed=seed)
         index = (options or {}).get("prompt_index")
+        if index is None and self._plan:
+            index = self._plan.pop(0)
         if index is None:
             index = int(self.np_random.integers(len(self.records)))
         if not 0 <= index < len(self.records):
@@ -271,10 +373,12 @@ class TextGenEnv(gym.Env):
         self._text = ""
         if self.per_token or self._done:
             self._text = self.generated_text()
-            score = self.reward_fn.score(self._text, self.record)
+            score = self.text_score(self._text, self.record)
             reward += score - self._potential  # without per_token the potential stays 0: the whole score
             if self.per_token:
                 self._potential = score
+        if self._done and token != self.eos_id:
+            reward -= self.unfinished_penalty
         self._total += reward
         self._reward = float(reward)
         return None if self._done else token
@@ -284,11 +388,34 @@ class TextGenEnv(gym.Env):
         has read its token."""
         info: dict = {"action_mask": self.action_mask()}
         if self._done:
+            ended = self._generated[-1] == self.eos_id
             info.update(
                 coverage=coverage(words(self._text), self.record.concepts),
                 success=float(self.reward_fn.success(self._text, self.record)),
                 length=float(len(self._generated)),
                 reward=float(self._total),
                 kl=-self._logp_sum,
+                **self._text_metrics(self.record, self._text, ended, -self._logp_sum, len(self._generated)),
             )
         return self._observation(), self._reward, self._done, False, info
+
+
+def _make_judge(spec: dict[str, Any] | None) -> fluency.Judge | None:
+    """The fluency judge of env.kwargs.judge ({"path": local causal LM}); None for the reference."""
+    if not spec:
+        return None
+    unknown = sorted(set(spec) - {"path"})
+    if unknown or not spec.get("path"):
+        raise ConfigError(
+            f"env.kwargs.judge = {spec!r}: give {{path: DIR}}, a local causal LM checkpoint with its "
+            "tokenizer (or leave judge out: the reference LM judges)"
+        )
+    from transformers import AutoTokenizer
+
+    from textdqn.lm import load_local
+
+    path = str(spec["path"])
+    tokenizer = load_local(AutoTokenizer, path, "env.kwargs.judge.path", "causal LM tokenizer")
+    if tokenizer.eos_token_id is None:
+        raise ConfigError(f"the judge's tokenizer at {path!r} has no eos_token: set one and save it again")
+    return fluency.Judge(shared_causal_lm(path), tokenizer)

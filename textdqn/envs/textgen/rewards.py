@@ -7,7 +7,7 @@ an episode, or, with `per_token=True`, its increments along the way (potential-b
 r_t = score(text after t) − score(text before t), with 0 for the empty text, so the
 per-token rewards sum to the terminal one). Every plug-in scores the empty text 0.
 
-- "coverage" (this module): fraction of the record's concepts used, minus a repetition penalty.
+- "coverage" (this module): fraction of the record's concepts used.
 - "classifier", "similarity" (model_rewards.py): a local sequence classifier's probability of a
   label; the cosine similarity of sentence embeddings to a target text.
 """
@@ -79,14 +79,6 @@ def repetition(text_words: list[str]) -> float:
     return repeats / len(text_words)
 
 
-def coverage_score(text: str, concepts: tuple[str, ...] | list[str], repeat_penalty: float) -> float:
-    """coverage − repeat_penalty · repetition of `text` (0 for a text without words)."""
-    found = words(text)
-    if not found:
-        return 0.0
-    return coverage(found, concepts) - repeat_penalty * repetition(found)
-
-
 def kl_penalty(logp_ref: np.ndarray | float, kl_coef: float) -> np.ndarray | float:
     """kl_coef · log p_ref(a_t | s_t): ≤ 0, lower for tokens the reference finds less likely.
     Summed over an episode of the policy's own tokens, it estimates −kl_coef · KL(policy ‖ ref)."""
@@ -97,18 +89,9 @@ def kl_penalty(logp_ref: np.ndarray | float, kl_coef: float) -> np.ndarray | flo
 
 
 class CoverageReward:
-    """CommonGen-style concept coverage: `coverage − repeat_penalty · repetition`.
-
-    Args:
-        repeat_penalty: weight of the repetition fraction (≥ 0); 0 turns the penalty off.
-    """
-
-    def __init__(self, repeat_penalty: float = 0.5) -> None:
-        if not repeat_penalty >= 0:
-            raise ConfigError(
-                f"env.kwargs.reward_kwargs.repeat_penalty = {repeat_penalty!r} must be >= 0 (0 turns it off)"
-            )
-        self.repeat_penalty = float(repeat_penalty)
+    """CommonGen-style concept coverage: the fraction of the record's concepts the text uses
+    (inflected forms count). Repetition is penalised by the env, for every plug-in
+    (env.kwargs.repeat_penalty)."""
 
     def check(self, records: list[PromptRecord]) -> None:
         missing = [r.id for r in records if not r.concepts]
@@ -119,7 +102,8 @@ class CoverageReward:
             )
 
     def score(self, text: str, record: PromptRecord) -> float:
-        return coverage_score(text, record.concepts, self.repeat_penalty)
+        found = words(text)
+        return coverage(found, record.concepts) if found else 0.0
 
     def success(self, text: str, record: PromptRecord) -> bool:
         return bool(covered(words(text), record.concepts).all())
@@ -140,8 +124,15 @@ def make_reward(name: str, kwargs: dict[str, Any] | None = None) -> Reward:
     try:
         inspect.signature(cls).bind(**kwargs)
     except TypeError as e:
+        moved = (
+            "repeat_penalty is env.kwargs.repeat_penalty now, for every reward; "
+            if "repeat_penalty" in kwargs
+            else ""
+        )
         raise ConfigError(
-            f"env.kwargs.reward_kwargs = {kwargs!r} do not fit reward {name!r} ({e}); see the docstring of "
-            f"{cls.__name__} for its arguments"
+            f"env.kwargs.reward_kwargs = {kwargs!r} do not fit reward {name!r} ({e}); {moved}its arguments "
+            f"are in the README (Text generation, reward plug-ins) and the docstring of {cls.__name__}. "
+            "Switching rewards with --set? Replace the whole mapping: "
+            "--set 'env.kwargs.reward_kwargs={path: DIR}'"
         ) from None
     return cls(**kwargs)

@@ -52,12 +52,71 @@ def load_lm_tokenizer(path: str) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
-def encode_prompts(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -> list[np.ndarray]:
+def encode_prompts(
+    tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], chat_template: bool = False
+) -> list[np.ndarray]:
     """int64 token ids of each prompt: its tokens, after the tokenizer's BOS token when it has
-    one that differs from EOS (Llama-style checkpoints expect it; GPT-2 has none of its own)."""
+    one that differs from EOS (Llama-style checkpoints expect it; GPT-2 has none of its own).
+    With `chat_template`, each prompt is the user turn of the tokenizer's chat template followed
+    by the opening of the assistant's turn (chat_prompts), its special tokens as the template
+    writes them (BOS included when the template has one)."""
+    if chat_template:
+        encoded = _token_ids(tokenizer, chat_prompts(tokenizer, texts))
+        return [np.asarray(ids, dtype=np.int64) for ids in encoded]
     bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
     prefix = [bos] if bos is not None and bos != eos else []
     return [np.asarray(prefix + ids, dtype=np.int64) for ids in _token_ids(tokenizer, texts)]
+
+
+def chat_prompts(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -> list[str]:
+    """Each text as a one-turn conversation in the tokenizer's chat template: the user turn
+    (after the template's default system turn, if it writes one), then the start of the
+    assistant's turn, where the agent writes (add_generation_prompt). ConfigError when the
+    tokenizer has no template or it cannot render a user turn."""
+    conversations = [[{"role": "user", "content": text}] for text in texts]
+    return list(_render(tokenizer, conversations, add_generation_prompt=True)) if conversations else []
+
+
+def stop_token_id(tokenizer: PreTrainedTokenizerBase, chat_template: bool = False) -> int:
+    """TextGen-v0's stop action: the tokenizer's EOS, or with `chat_template` the token that ends
+    an assistant turn in its chat template (an instruct model's natural end, e.g. ChatML's
+    "<|im_end|>", which need not be its EOS), falling back to EOS for a template that ends
+    turns with no special token."""
+    if chat_template:
+        marker = "textdqn-end-of-turn-marker"
+        conversation = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": marker}]
+        text = _render(tokenizer, conversation)
+        special = set(tokenizer.all_special_ids)
+        after = text[text.rindex(marker) + len(marker) :] if marker in text else ""
+        for i in _token_ids(tokenizer, [after])[0] if after else []:
+            if i in special:
+                return int(i)
+    if tokenizer.eos_token_id is None:
+        raise ConfigError(
+            "the tokenizer at env.kwargs.lm.path has no eos_token (nor, for chat_template, an end-of-turn "
+            "token), which TextGen-v0 needs as its stop action: set one and save it again"
+        )
+    return int(tokenizer.eos_token_id)
+
+
+def _render(tokenizer: PreTrainedTokenizerBase, conversations: list, **options):
+    """apply_chat_template(conversations) as text; ConfigError when the tokenizer has no chat
+    template or it refuses the conversation."""
+    from jinja2 import TemplateError
+
+    if not getattr(tokenizer, "chat_template", None):
+        raise ConfigError(
+            "env.kwargs.chat_template is true but the tokenizer at env.kwargs.lm.path has no chat template "
+            "(chat_template.jinja or tokenizer_config.json): set chat_template: false, or use an instruct "
+            "checkpoint imported with its template (textdqn lm import)"
+        )
+    try:
+        return tokenizer.apply_chat_template(conversations, tokenize=False, **options)
+    except (TemplateError, ValueError, TypeError, KeyError) as e:
+        raise ConfigError(
+            f"the chat template of the tokenizer at env.kwargs.lm.path cannot render a user and an assistant "
+            f"turn ({e}): set env.kwargs.chat_template: false"
+        ) from None
 
 
 def concept_ids(
@@ -85,6 +144,16 @@ def concept_ids(
         ids.discard(unk)
         out.append(np.asarray(sorted(ids), dtype=np.int64))
     return out
+
+
+def unknown_words(tokenizer: PreTrainedTokenizerBase, text: str) -> list[str]:
+    """The whitespace-separated words of `text` that the tokenizer reads as its unknown token
+    (none for a byte-level BPE, which spells every word)."""
+    unk = tokenizer.unk_token_id
+    if unk is None or not text or unk not in _token_ids(tokenizer, [text])[0]:
+        return []
+    found = text.split()
+    return [w for w, ids in zip(found, _token_ids(tokenizer, found), strict=True) if unk in ids]
 
 
 def _token_ids(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -> list[list[int]]:

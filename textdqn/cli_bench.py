@@ -1,0 +1,179 @@
+"""`textdqn bench ...`: throughput benchmarks, each against its peers in the same run
+(registered in cli.py as the `bench` sub-command)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from textdqn.cli_common import Overrides, console, fail
+from textdqn.errors import ConfigError, TextDQNError
+
+bench_app = typer.Typer(help="Throughput benchmarks, each against its peers in the same run.")
+
+
+def _report(table: Table, result: dict, json_path: Path | None) -> None:
+    """Print a benchmark's table and, when asked, write its results as JSON."""
+    from textdqn.bench.replay_bench import write_json
+
+    console.print(table)
+    if json_path:
+        write_json(result, json_path)
+        console.print(f"wrote {json_path}")
+
+
+@bench_app.command("replay")
+def bench_replay(
+    quick: Annotated[bool, typer.Option(help="Smaller capacity and shorter timings.")] = False,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Also write the results here.")] = None,
+    no_ray: Annotated[bool, typer.Option("--no-ray", help="Skip the Ray-sharded service.")] = False,
+) -> None:
+    """Insert, sample and sample+update throughput: our shard vs RLlib vs cpprb vs our Ray service."""
+    from textdqn.bench.replay_bench import QUICK, ReplayBenchSettings, run_replay_bench
+    from textdqn.bench.tables import memory_table, replay_table
+
+    settings = QUICK if quick else ReplayBenchSettings()
+    console.print(
+        f"replay benchmark: capacity {settings.capacity:,}, batch {settings.batch}, "
+        f"prefill {settings.prefill:,}, {settings.seconds}s per measurement"
+    )
+    result = run_replay_bench(settings, with_ray=not no_ray, log=lambda m: console.print(m, style="dim"))
+    console.print(memory_table(result))
+    _report(replay_table(result), result, json_path)
+
+
+@bench_app.command("train")
+def bench_train(
+    config: Annotated[str, typer.Option(help="The textdqn config to train.")] = "configs/cartpole.yaml",
+    rllib_budget: Annotated[float, typer.Option(help="Seconds of training RLlib gets.")] = 600.0,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Also write the results here.")] = None,
+) -> None:
+    """Time to CartPole's target (greedy return >= 475 over 20 episodes): textdqn vs RLlib's tuned DQN."""
+    from textdqn.bench.tables import train_table
+    from textdqn.bench.train_bench import run_train_bench
+
+    result = run_train_bench(config, rllib_budget, log=lambda m: console.print(m, style="dim"))
+    _report(train_table(result), result, json_path)
+
+
+@bench_app.command("learner")
+def bench_learner(
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    seconds: Annotated[float, typer.Option(help="Measuring time of each side.")] = 10.0,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Also write the results here.")] = None,
+) -> None:
+    """Learner updates/s (batch 512) fed from an in-process replay vs through the Ray-sharded replay."""
+    import dataclasses
+
+    from textdqn.bench.learner_bench import LearnerBenchSettings, run_learner_bench
+    from textdqn.bench.tables import learner_table
+
+    settings = dataclasses.replace(LearnerBenchSettings(), seconds=seconds)
+    console.print(f"learner benchmark: batch {settings.batch}, MLP {settings.hidden}, device {device}")
+    result = run_learner_bench(settings, device, log=lambda m: console.print(m, style="dim"))
+    _report(learner_table(result), result, json_path)
+
+
+@bench_app.command("lm-learner")
+def bench_lm_learner(
+    lm: Annotated[
+        str, typer.Option(help="Local causal LM checkpoint (e.g. models/gpt2); default: the shipped one.")
+    ] = "textdqn:envs/textgen/data/concepts-lm",
+    device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
+    batch: Annotated[int, typer.Option(help="Transitions per update.")] = 256,
+    seconds: Annotated[float, typer.Option(help="Measuring time of each row.")] = 20.0,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Also write the results here.")] = None,
+) -> None:
+    """LM Q-network learner updates/s and tokens/s (TextGen-v0's shapes); on CUDA fp32 and bf16."""
+    from textdqn.bench.lm_bench import LMBenchSettings, run_lm_bench
+    from textdqn.bench.tables import lm_table
+
+    settings = LMBenchSettings(lm=lm, batch=batch, seconds=seconds)
+    console.print(f"LM learner benchmark: {lm}, batch {batch}, device {device}")
+    try:
+        result = run_lm_bench(settings, device, log=lambda m: console.print(m, style="dim"))
+    except TextDQNError as e:
+        fail(e)
+    _report(lm_table(result), result, json_path)
+
+
+def _counts(text: str, option: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        counts = ()
+    if not counts or min(counts) < 1:
+        raise ConfigError(
+            f"{option} takes positive whole numbers separated by commas (e.g. 1,2,4), got {text!r}"
+        )
+    return tuple(sorted(set(counts)))
+
+
+@bench_app.command("scaling")
+def bench_scaling(
+    config: Annotated[Path, typer.Argument(help="The config to scale, e.g. configs/cartpole.yaml.")],
+    actors: Annotated[str, typer.Option(help="Rollout actor counts, comma-separated.")] = "1,2,4,8",
+    shards: Annotated[str, typer.Option(help="Replay shard counts, comma-separated.")] = "1,2,4",
+    seconds: Annotated[float, typer.Option(help="Measuring window of each cell, in seconds.")] = 20.0,
+    warmup: Annotated[
+        float, typer.Option(help="Seconds before the window (after replay fills and warm starts end).")
+    ] = 10.0,
+    address: Annotated[
+        str | None, typer.Option(help="Measure on a running Ray cluster ('auto' inside one).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Directory for scaling.csv and scaling.png.")] = None,
+    no_learner: Annotated[
+        bool, typer.Option("--no-learner", help="Actors and shards alone (no sampling, no limiter).")
+    ] = False,
+    project: Annotated[
+        int, typer.Option(help="Also project throughput on up to this many CPU nodes (0: no projection).")
+    ] = 0,
+    node_cores: Annotated[int, typer.Option(help="Cores of each projected CPU node.")] = 16,
+    node_gbps: Annotated[float, typer.Option(help="Network link of each projected node, Gbit/s.")] = 10.0,
+    learner_updates_per_s: Annotated[
+        float | None,
+        typer.Option(help="Project with this learner rate (e.g. from bench learner --device cuda)."),
+    ] = None,
+    from_csv: Annotated[
+        Path | None, typer.Option(help="Re-tabulate, re-plot and project an earlier scaling.csv.")
+    ] = None,
+    overrides: Overrides = None,
+) -> None:
+    """Steady-state throughput over actor and shard counts, each cell a fresh run of the real
+    system; writes scaling.csv and scaling.png and prints the table (and a projection).
+
+    Example: `textdqn bench scaling configs/cartpole.yaml --actors 1,2,4 --shards 1,2 --no-learner`."""
+    from textdqn.bench import projection
+    from textdqn.bench.scaling_bench import ScalingSettings, plot_scaling, read_csv, run_scaling, write_csv
+    from textdqn.bench.tables import projection_table, scaling_table
+
+    try:
+        if project < 0:
+            raise ConfigError(f"--project takes a number of nodes >= 1 (0: no projection), got {project}")
+        if from_csv:
+            rows, out_dir = read_csv(from_csv), out or from_csv.parent
+        else:
+            settings = ScalingSettings(
+                config=str(config), actors=_counts(actors, "--actors"), shards=_counts(shards, "--shards"),
+                seconds=seconds, warmup_s=warmup, with_learner=not no_learner, address=address,
+                overrides=tuple(overrides or ()),
+            )  # fmt: skip
+            out_dir = out or Path("runs") / f"scaling-{config.stem}{'-no-learner' if no_learner else ''}"
+            save = lambda rows: write_csv(rows, out_dir / "scaling.csv")  # noqa: E731  after every cell
+            rows = run_scaling(settings, log=lambda m: console.print(m, style="dim"), on_row=save)
+            console.print(f"wrote {out_dir / 'scaling.csv'}")
+    except TextDQNError as e:
+        fail(e)
+    console.print(f"wrote {plot_scaling(rows, out_dir / 'scaling.png')}")
+    console.print(scaling_table(rows))
+    if project:
+        try:
+            costs = projection.unit_costs(rows, learner_updates_per_s)
+        except TextDQNError as e:
+            fail(e)
+        shape = projection.NodeShape(cores=node_cores, gbps=node_gbps)
+        projected = projection.project(costs, shape, project)
+        console.print(projection_table(projected, node_cores, node_gbps, projection.saturation(projected)))
