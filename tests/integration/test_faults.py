@@ -125,7 +125,8 @@ def _bad_lm(tmp_path, damage: str) -> Path:
         ("configs/dialogue.yaml", "env.kwargs.domain={dir}/domain.yaml", "is not valid YAML at line 4"),
         ("configs/textgen.yaml", "env.kwargs.prompts={dir}/prompts.jsonl", "is not UTF-8 text"),
         ("configs/textgen.yaml", "lm={dir}/lm", "cannot be loaded as a transformers"),
-        ("configs/textgen.yaml", "env.kwargs.prompts={dir}/zebra.jsonl", "concept 'zebra' of prompt 2"),
+        ("configs/textgen.yaml", "env.kwargs.prompts={dir}/zebra.jsonl", "does not know (['zebra'] read as"),
+        ("configs/textgen.yaml", "env.kwargs.prompts={dir}/zebra2.jsonl", "concept 'zebra' of prompt 2"),
     ],
 )
 def test_11_bad_data_files_are_one_clear_line_each(tmp_path, config, setting, message):
@@ -133,7 +134,9 @@ def test_11_bad_data_files_are_one_clear_line_each(tmp_path, config, setting, me
     (tmp_path / "prompts.jsonl").write_bytes(b'{"id": "p1", "concepts": ["caf\xe9"]}\n')
     records = [("p1", "dog", "train"), ("p2", "zebra", "train"), ("p3", "ball", "test")]
     lines = [json.dumps({"id": i, "concepts": [c], "split": s, "prompt": f"use: {c}"}) for i, c, s in records]
-    (tmp_path / "zebra.jsonl").write_text("\n".join(lines) + "\n")
+    (tmp_path / "zebra.jsonl").write_text("\n".join(lines) + "\n")  # zebra in a prompt
+    lines = [json.dumps({"id": i, "concepts": [c], "split": s, "prompt": "use: dog"}) for i, c, s in records]
+    (tmp_path / "zebra2.jsonl").write_text("\n".join(lines) + "\n")  # zebra a concept only
     _bad_lm(tmp_path, "model.safetensors")
     overrides = ["--set", setting.format(dir=tmp_path)]
     if setting.startswith("lm="):  # the env's reference LM and the Q-network's are one checkpoint

@@ -96,7 +96,8 @@ def test_the_real_smollm2_imports_and_fits_its_config(tmp_path):
         "<|im_end|>"
     )
     records = load_prompts()
-    kwargs = load_config(CONFIG).env.kwargs
+    lm = str(done.directory)  # the config names models/smollm2, which a fresh checkout lacks
+    kwargs = load_config(CONFIG, [f"env.kwargs.lm.path={lm}", f"network.lm.path={lm}"]).env.kwargs
     longest = max(len(ids) for ids in tokens.encode_prompts(tokenizer, [r.prompt for r in records], True))
     assert longest + kwargs["max_new_tokens"] <= kwargs["max_tokens"]
     for record, ids in zip(
