@@ -163,7 +163,10 @@ def test_a_textgen_worker_sends_masks_as_ids_as_wide_as_the_env_declares():
     worker = RolloutWorker(Config(env=env, actors=ActorConfig(send_batch_size=8)), 0)
     textgen = worker.envs.envs[0].unwrapped
     width = textgen.max_allowed_actions()  # top-4 + the split's most concept tokens + EOS
-    assert width == 4 + max(len(ids) for ids in textgen._concept_ids) + 1
+    from textdqn.envs.textgen.tokens import concept_ids
+
+    concepts = concept_ids(textgen.tokenizer, [r.concepts for r in textgen.records])
+    assert width == 4 + max(len(ids) for ids in concepts) + 1
     assert worker.mask_format == MaskFormat("ids", textgen.vocab_size, width)
     batches, _ = worker.rollout(32)
     assert batches

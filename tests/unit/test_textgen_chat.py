@@ -63,7 +63,7 @@ def test_the_env_wraps_prompts_in_the_template_and_stops_at_end_of_turn(checkpoi
     assert shown.endswith(f"{env.records[0].prompt}<|im_end|>\n<|im_start|>assistant\n")
     assert env.eos_id == END_OF_TURN and info["action_mask"][END_OF_TURN]
     assert env.banned[[0, 1]].all() and not env.banned[END_OF_TURN]  # <|endoftext|>, <|im_start|>
-    concept = int(env._concept_ids[0][0])
+    concept = int(tokens.concept_ids(env.tokenizer, [env.records[0].concepts])[0][0])
     _, _, terminated, _, info = env.step(concept)
     assert not terminated and not info["action_mask"][[0, 1]].any()
     _, _, terminated, _, info = env.step(END_OF_TURN)

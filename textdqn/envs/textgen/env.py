@@ -145,7 +145,6 @@ class TextGenEnv(gym.Env):
         self.banned[[i for i in self.tokenizer.all_special_ids if i < self.vocab_size]] = True
         self.banned[self.eos_id] = False
         self._prompt_ids = self._encode_prompts(prompts)
-        self._concept_ids = tokens.concept_ids(self.tokenizer, [r.concepts for r in self.records])
         # Each record's tokens per concept, so that a concept the text already uses leaves the mask.
         self._concept_groups = [
             tokens.concept_ids(self.tokenizer, [[c] for c in r.concepts]) for r in self.records
@@ -293,7 +292,7 @@ class TextGenEnv(gym.Env):
         logp = np.where(self.banned, -np.inf, self._state.logp)
         k = min(self.top_k, self.vocab_size - 1)
         mask[np.argpartition(-logp, k - 1)[:k]] = True
-        used = covered(words(self.generated_text()), self.record.concepts)
+        used = covered(words(self._text), self.record.concepts)  # step_begin's text of this prefix
         for ids in itertools.compress(self._concept_groups[self._index], ~used):
             mask[ids] = True
         mask[self.banned] = False
@@ -305,7 +304,8 @@ class TextGenEnv(gym.Env):
         """The most actions `action_mask` allows at once (top-k + the split's largest set of
         concept tokens + EOS): the width of the replay's id-form masks (textdqn/masks.py)."""
         k = min(self.top_k, self.vocab_size - 1)
-        return min(self.vocab_size, k + max(len(ids) for ids in self._concept_ids) + 1)
+        concepts = max(len(set().union(*map(set, groups))) for groups in self._concept_groups)
+        return min(self.vocab_size, k + concepts + 1)
 
     def _observation(self) -> np.ndarray:
         ids = np.concatenate([self._prompt_ids[self._index], np.asarray(self._generated, dtype=np.int64)])
@@ -370,9 +370,8 @@ class TextGenEnv(gym.Env):
         self._logp_sum += logp
         self._done = token == self.eos_id or len(self._generated) >= self.max_new_tokens
         reward = kl_penalty(logp, self.kl_coef)
-        self._text = ""
+        self._text = self.generated_text()  # for the reward and for the next action mask
         if self.per_token or self._done:
-            self._text = self.generated_text()
             score = self.text_score(self._text, self.record)
             reward += score - self._potential  # without per_token the potential stays 0: the whole score
             if self.per_token:

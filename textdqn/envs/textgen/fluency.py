@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from textdqn.envs.textgen.tokens import encode_prompts
+
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -95,9 +97,7 @@ class Judge:
 
     def _score(self, prompt: str, text: str, ended: bool) -> tuple[float, int]:
         tok = self.tokenizer
-        has_bos = tok.bos_token_id is not None and tok.bos_token_id != tok.eos_token_id
-        bos = [tok.bos_token_id] if has_bos else []
-        context = bos + tok(prompt, add_special_tokens=False)["input_ids"]
+        context = encode_prompts(tok, [prompt])[0].tolist()  # BOS as the env writes prompts
         spaced = (" " + text) if text and not text.startswith(" ") else text
         scored = tok(spaced, add_special_tokens=False)["input_ids"] if text else []
         scored = scored + ([tok.eos_token_id] if ended else [])
