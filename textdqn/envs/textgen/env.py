@@ -145,6 +145,8 @@ class TextGenEnv(gym.Env):
         self.banned[[i for i in self.tokenizer.all_special_ids if i < self.vocab_size]] = True
         self.banned[self.eos_id] = False
         self._prompt_ids = self._encode_prompts(prompts)
+        # Checks every concept (the error names its prompt) and bounds the mask (max_allowed_actions).
+        self._concept_ids = tokens.concept_ids(self.tokenizer, [r.concepts for r in self.records])
         # Each record's tokens per concept, so that a concept the text already uses leaves the mask.
         self._concept_groups = [
             tokens.concept_ids(self.tokenizer, [[c] for c in r.concepts]) for r in self.records
@@ -304,8 +306,7 @@ class TextGenEnv(gym.Env):
         """The most actions `action_mask` allows at once (top-k + the split's largest set of
         concept tokens + EOS): the width of the replay's id-form masks (textdqn/masks.py)."""
         k = min(self.top_k, self.vocab_size - 1)
-        concepts = max(len(set().union(*map(set, groups))) for groups in self._concept_groups)
-        return min(self.vocab_size, k + concepts + 1)
+        return min(self.vocab_size, k + max(len(ids) for ids in self._concept_ids) + 1)
 
     def _observation(self) -> np.ndarray:
         ids = np.concatenate([self._prompt_ids[self._index], np.asarray(self._generated, dtype=np.int64)])
