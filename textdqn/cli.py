@@ -39,6 +39,10 @@ def train(
         str, typer.Option(help="Continue the run in this directory from its last checkpoint.")
     ] = "",
     quiet: Annotated[bool, typer.Option(help="Plain log lines instead of the live view.")] = False,
+    profile: Annotated[
+        Path | None,
+        typer.Option(help="Profile this process (cProfile; in serial mode every component) into this file."),
+    ] = None,
 ) -> None:
     """Train an Ape-X DQN agent until the config's stop criterion is met.
 
@@ -47,6 +51,7 @@ def train(
     SIGTERM) after its final checkpoint and summary."""
     from textdqn.cluster.supervisor import train as run_training
 
+    profiler = _start_profile() if profile else None
     try:
         cfg = _train_config(config, resume, overrides or [])
         summary = run_training(
@@ -63,6 +68,9 @@ def train(
     except KeyboardInterrupt:  # before training started (e.g. during Ray's start-up)
         console.print("[bold red]interrupted[/] before training started; nothing was written")
         raise typer.Exit(code=130) from None
+    finally:
+        if profiler is not None and profile is not None:
+            _write_profile(profiler, profile)
     reached = "reached" if summary["reached_target"] else "did not reach"
     console.print(
         f"{reached} the target {summary['target'] or '(none set)'} after {summary['env_steps']:,} env steps, "
@@ -70,6 +78,28 @@ def train(
     )
     if summary["interrupted"]:
         raise typer.Exit(code=130)
+
+
+def _start_profile():
+    import cProfile
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    return profiler
+
+
+def _write_profile(profiler, path: Path) -> None:
+    """Save the profile (read it with `python -m pstats PATH` or snakeviz) and print the
+    functions that took the most time, callees included."""
+    import io
+    import pstats
+
+    profiler.disable()
+    profiler.dump_stats(path)
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(30)
+    console.print(text.getvalue(), markup=False, highlight=False)
+    console.print(f"wrote the profile to {path}")
 
 
 def _train_config(config: Path | None, resume: str, overrides: list[str]):

@@ -47,32 +47,116 @@ def bench_replay(
 
 @bench_app.command("train")
 def bench_train(
-    config: Annotated[str, typer.Option(help="The textdqn config to train.")] = "configs/cartpole.yaml",
-    rllib_budget: Annotated[float, typer.Option(help="Seconds of training RLlib gets.")] = 600.0,
+    config: Annotated[
+        str, typer.Argument(help="The config to train to its target.")
+    ] = "configs/cartpole.yaml",
+    impls: Annotated[
+        str, typer.Option(help="What to time, comma-separated: serial, local (textdqn's modes), dqn, rllib.")
+    ] = "serial,local,dqn,rllib",
+    seeds: Annotated[
+        str, typer.Option(help="Seeds, comma-separated; each implementation runs once per seed.")
+    ] = "0,1,2",
+    rllib_seeds: Annotated[
+        str | None, typer.Option(help="Seeds for RLlib alone (its runs are the longest); default --seeds.")
+    ] = None,
+    rllib_budget: Annotated[float, typer.Option(help="Seconds of training each RLlib run gets.")] = 600.0,
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the results here.")] = None,
+    overrides: Overrides = None,
 ) -> None:
-    """Time to CartPole's target (greedy return >= 475 over 20 episodes): textdqn vs RLlib's tuned DQN."""
+    """Time to a config's target, each run a command of its own timed end to end: textdqn
+    (serial and local mode) vs a single-process DQN (CleanRL's recipe) vs RLlib's DQN."""
     from textdqn.bench.tables import train_table
     from textdqn.bench.train_bench import run_train_bench
 
-    result = run_train_bench(config, rllib_budget, log=lambda m: console.print(m, style="dim"))
+    try:
+        result = run_train_bench(
+            config,
+            impls=[i.strip() for i in impls.split(",") if i.strip()],
+            seeds=_counts(seeds, "--seeds", minimum=0),
+            overrides=tuple(overrides or ()),
+            rllib_budget_s=rllib_budget,
+            rllib_seeds=None if rllib_seeds is None else _counts(rllib_seeds, "--rllib-seeds", minimum=0),
+            log=lambda m: console.print(m, style="dim"),
+        )
+    except TextDQNError as e:
+        fail(e)
     _report(train_table(result), result, json_path)
+
+
+@bench_app.command("dqn-baseline")
+def bench_dqn_baseline(
+    config: Annotated[str, typer.Argument(help="The config whose env, evaluation and target to use.")],
+    seed: Annotated[int, typer.Option(help="Seed of the env, exploration and network.")] = 0,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Also write the result here.")] = None,
+    overrides: Overrides = None,
+) -> None:
+    """A single-process DQN to CleanRL's published recipe, trained to the config's target
+    (bench train's peer; the config's network, actors, replay and learner are not used)."""
+    import dataclasses
+
+    from textdqn.bench.dqn_baseline import run_dqn_baseline
+    from textdqn.bench.replay_bench import write_json
+    from textdqn.config import load_config
+
+    try:
+        cfg = load_config(config, tuple(overrides or ()))
+        result = run_dqn_baseline(cfg, seed, log=lambda m: console.print(m, style="dim"))
+    except TextDQNError as e:
+        fail(e)
+    verdict = "reached the target" if result.reached_target else "did not reach the target"
+    console.print(
+        f"{verdict} after {result.env_steps:,} env steps, {result.updates:,} updates, {result.wall_s:.1f} s"
+    )
+    if json_path:
+        write_json(dataclasses.asdict(result), json_path)
+
+
+@bench_app.command("rllib-dqn")
+def bench_rllib_dqn(
+    config: Annotated[str, typer.Argument(help="The config whose env, evaluation and target to use.")],
+    seed: Annotated[int, typer.Option(help="RLlib's seed.")] = 0,
+    budget: Annotated[float, typer.Option(help="Seconds of training before giving up.")] = 600.0,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Also write the result here.")] = None,
+    overrides: Overrides = None,
+) -> None:
+    """RLlib's DQN with its strongest published settings, trained to the config's target
+    (bench train's peer)."""
+    import dataclasses
+
+    from textdqn.bench.replay_bench import write_json
+    from textdqn.bench.rllib_dqn import run_rllib_dqn
+    from textdqn.config import load_config
+
+    try:
+        cfg = load_config(config, tuple(overrides or ()))
+        result = run_rllib_dqn(
+            cfg, seed=seed, time_budget_s=budget, log=lambda m: console.print(m, style="dim")
+        )
+    except TextDQNError as e:
+        fail(e)
+    if json_path:
+        write_json(dataclasses.asdict(result), json_path)
 
 
 @bench_app.command("learner")
 def bench_learner(
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     seconds: Annotated[float, typer.Option(help="Measuring time of each side.")] = 10.0,
+    network: Annotated[
+        str, typer.Option(help="mlp (batch 512) or transformer (dialogue-text's token Q-network, batch 64).")
+    ] = "mlp",
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the results here.")] = None,
 ) -> None:
-    """Learner updates/s (batch 512) fed from an in-process replay vs through the Ray-sharded replay."""
-    import dataclasses
-
-    from textdqn.bench.learner_bench import LearnerBenchSettings, run_learner_bench
+    """Learner updates/s fed from an in-process replay vs through the Ray-sharded replay."""
+    from textdqn.bench.learner_bench import learner_settings, run_learner_bench
     from textdqn.bench.tables import learner_table
 
-    settings = dataclasses.replace(LearnerBenchSettings(), seconds=seconds)
-    console.print(f"learner benchmark: batch {settings.batch}, MLP {settings.hidden}, device {device}")
+    try:
+        settings = learner_settings(network, seconds)
+    except TextDQNError as e:
+        fail(e)
+    what = f"MLP {settings.hidden}" if network == "mlp" else f"transformer, {settings.tokens} tokens"
+    console.print(f"learner benchmark: batch {settings.batch}, {what}, device {device}")
     result = run_learner_bench(settings, device, log=lambda m: console.print(m, style="dim"))
     _report(learner_table(result), result, json_path)
 
@@ -100,15 +184,15 @@ def bench_lm_learner(
     _report(lm_table(result), result, json_path)
 
 
-def _counts(text: str, option: str) -> tuple[int, ...]:
+def _counts(text: str, option: str, minimum: int = 1) -> tuple[int, ...]:
+    """Comma-separated whole numbers >= minimum, sorted, each once; ConfigError otherwise."""
     try:
         counts = tuple(int(x) for x in text.split(","))
     except ValueError:
         counts = ()
-    if not counts or min(counts) < 1:
-        raise ConfigError(
-            f"{option} takes positive whole numbers separated by commas (e.g. 1,2,4), got {text!r}"
-        )
+    if not counts or min(counts) < minimum:
+        kind = "positive whole numbers" if minimum == 1 else f"whole numbers >= {minimum}"
+        raise ConfigError(f"{option} takes {kind} separated by commas (e.g. 1,2,4), got {text!r}")
     return tuple(sorted(set(counts)))
 
 
@@ -177,3 +261,35 @@ def bench_scaling(
         shape = projection.NodeShape(cores=node_cores, gbps=node_gbps)
         projected = projection.project(costs, shape, project)
         console.print(projection_table(projected, node_cores, node_gbps, projection.saturation(projected)))
+
+
+@bench_app.command("gpu")
+def bench_gpu(
+    device: Annotated[str, typer.Option(help="cuda on a GPU machine; cpu tests the wiring.")] = "cuda",
+    quick: Annotated[bool, typer.Option(help="Seconds-long parts, for testing the wiring.")] = False,
+    json_path: Annotated[Path, typer.Option("--json", help="Where to write the figures.")] = Path(
+        "gpu-bench.json"
+    ),
+) -> None:
+    """The GPU figures in one run (under 10 minutes on one GPU, 16 cores): bench learner (MLP,
+    transformer), bench lm-learner (fp32, bf16), and dialogue-text to its target with the
+    learner on the GPU and 12 actors; writes them all to one JSON file."""
+    from textdqn.bench.gpu_bench import run_gpu_bench
+    from textdqn.bench.replay_bench import write_json
+    from textdqn.bench.tables import learner_table, lm_table
+
+    try:
+        result = run_gpu_bench(device, quick=quick, log=lambda m: console.print(m, style="dim"))
+    except TextDQNError as e:
+        fail(e)
+    for part in result["learner"].values():
+        console.print(learner_table(part))
+    console.print(lm_table(result["lm_learner"]))
+    d = result["dialogue_text"]
+    verdict = "reached" if d["reached_target"] else "did not reach"
+    console.print(
+        f"dialogue-text: {verdict} its target in {d['total_s']:.1f} s total ({d['env_steps']:,} env steps, "
+        f"final eval {d['final_eval']})"
+    )
+    write_json(result, json_path)
+    console.print(f"wrote {json_path}")

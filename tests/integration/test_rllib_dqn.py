@@ -1,4 +1,5 @@
-"""The RLlib DQN peer of `textdqn bench train`: a short run returns a self-consistent result.
+"""The RLlib DQN peer of `textdqn bench train`: a short run returns a self-consistent result,
+on CartPole and on Dialogue-v0 (whose success rate comes from the env's episode-end info).
 
 run_rllib_dqn starts and stops Ray itself (or leaves a running one alone), so no fixture.
 A tiny budget and a low target keep the run to one or two RLlib iterations.
@@ -6,7 +7,9 @@ A tiny budget and a low target keep the run to one or two RLlib iterations.
 
 import pytest
 
-from textdqn.bench.rllib_dqn import PeerRunResult, run_rllib_dqn
+from textdqn.bench.rllib_dqn import run_rllib_dqn
+from textdqn.bench.train_bench import PeerRunResult
+from textdqn.config import load_config
 from textdqn.errors import ConfigError
 
 pytest.importorskip("ray.rllib")
@@ -21,9 +24,8 @@ def test_short_run_reports_consistent_figures():
 
     ray_was_up = ray.is_initialized()
     lines: list[str] = []
-    result = run_rllib_dqn(
-        target=TARGET, eval_episodes=3, time_budget_s=BUDGET_S, eval_every_iters=1, log=lines.append
-    )
+    config = load_config("configs/cartpole.yaml", (f"stop.target_value={TARGET}", "eval.episodes=3"))
+    result = run_rllib_dqn(config, time_budget_s=BUDGET_S, eval_every_iters=1, log=lines.append)
 
     assert isinstance(result, PeerRunResult)
     assert result.name == "rllib-dqn"
@@ -37,7 +39,7 @@ def test_short_run_reports_consistent_figures():
     assert walls == sorted(walls) and steps == sorted(steps)
     assert all(s % 1000 == 0 for s in steps)
     assert (result.wall_s, result.env_steps) == result.evals[-1][:2]
-    assert result.final_eval_return == result.evals[-1][2]
+    assert result.final_eval["return_mean"] == result.evals[-1][2]
     # CartPole-v1 pays 1 a step and truncates at 500 steps.
     assert all(1 <= r <= 500 for _, _, r in result.evals)
     # Stops at the first eval that reaches the target, and only then.
@@ -50,14 +52,25 @@ def test_short_run_reports_consistent_figures():
     assert sum(" iter " in line for line in lines) == len(result.evals)
 
 
+def test_dialogue_success_rate_is_judged_from_the_envs_info():
+    overrides = ("eval.episodes=5", "stop.target_value=1.01", "eval.num_envs=1")
+    config = load_config("configs/dialogue.yaml", overrides)
+    result = run_rllib_dqn(config, time_budget_s=1.0, eval_every_iters=1, log=lambda m: None)
+    assert not result.reached_target  # a success rate above 1 cannot be met
+    assert {"return_mean", "success_rate", "turns_mean", "any_wrong_inform_mean"} <= set(result.final_eval)
+    assert 0 <= result.final_eval["success_rate"] <= 1
+    assert result.evals[-1][2] == result.final_eval["success_rate"]
+
+
 @pytest.mark.parametrize(
-    ("kwargs", "word"),
-    [({"eval_episodes": 0}, "eval_episodes"), ({"time_budget_s": 0}, "time_budget_s")],
+    ("overrides", "budget", "word"),
+    [(("stop.target_metric=''",), 5.0, "stop.target_metric"), ((), 0.0, "time_budget_s")],
 )
-def test_bad_arguments_fail_before_ray_starts(kwargs, word):
+def test_bad_arguments_fail_before_ray_starts(overrides, budget, word):
     import ray
 
     ray_was_up = ray.is_initialized()
+    config = load_config("configs/cartpole.yaml", overrides)
     with pytest.raises(ConfigError, match=word):
-        run_rllib_dqn(log=lambda m: None, **kwargs)
+        run_rllib_dqn(config, time_budget_s=budget, log=lambda m: None)
     assert ray.is_initialized() == ray_was_up

@@ -1,5 +1,5 @@
 """The command line: help, `replay inspect` on a real checkpoint and on a bad one, `domain check` and
-`domain show` on shipped and broken domain files."""
+`domain show` on shipped and broken domain files, `train --profile`, `bench train`'s bad options."""
 
 import pytest
 from typer.testing import CliRunner
@@ -82,3 +82,29 @@ def test_domain_show_prints_the_act_space_and_goal_statistics():
     assert f"{n_acts - 1} │ bye" in result.output  # numbered from 0
     assert "feasible share" in result.output and f"{stats.feasible_share:.1%}" in result.output
     assert "vector observation size" in result.output and "movies goal:" in result.output
+
+
+def test_train_profile_writes_a_profile_of_every_component_in_serial_mode(tmp_path):
+    import pstats
+
+    profile = tmp_path / "train.prof"
+    args = ["--serial", "--quiet", "--set", "stop.updates=20", "--set", "eval.every_env_steps=0"]
+    args += ["--run-dir", str(tmp_path / "run"), "--profile", str(profile)]
+    result = runner.invoke(app, ["train", "configs/cartpole.yaml", *args])
+    assert result.exit_code == 0, result.output
+    functions = {f"{file}:{name}" for file, _, name in pstats.Stats(str(profile)).stats}
+    for part in ("learner.py:update", "worker.py:rollout", "serial.py:step"):
+        assert any(f.endswith(part) for f in functions), part
+    assert "cumulative" in result.output and f"wrote the profile to {profile}" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--impls", "serial,fast"], "--impls takes some of"),
+        (["--seeds", "0,x"], "--seeds takes whole numbers >= 0"),
+    ],
+)
+def test_bench_train_refuses_bad_options_before_running_anything(args, words):
+    result = runner.invoke(app, ["bench", "train", "configs/cartpole.yaml", *args])
+    assert result.exit_code == 2 and words in result.output

@@ -3,7 +3,7 @@ every target_min metric at least its value; and the baselines a run measures."""
 
 import pytest
 
-from textdqn.cluster.supervisor import _reached, _target
+from textdqn.cluster.supervisor import _target, target_reached
 from textdqn.config import StopConfig, load_config
 from textdqn.errors import ConfigError
 
@@ -11,18 +11,18 @@ from textdqn.errors import ConfigError
 def test_the_target_needs_every_bound():
     bound = {"any_wrong_inform_mean": 0.01}
     stop = StopConfig(target_metric="success_rate", target_value=0.95, target_max=bound)
-    assert _reached(stop, {"success_rate": 0.97, "any_wrong_inform_mean": 0.004})
-    assert not _reached(stop, {"success_rate": 0.97, "any_wrong_inform_mean": 0.02})
-    assert not _reached(stop, {"success_rate": 0.97, "any_wrong_inform_mean": 0.01})  # below, not at
-    assert not _reached(stop, {"success_rate": 0.94, "any_wrong_inform_mean": 0.0})
+    assert target_reached(stop, {"success_rate": 0.97, "any_wrong_inform_mean": 0.004})
+    assert not target_reached(stop, {"success_rate": 0.97, "any_wrong_inform_mean": 0.02})
+    assert not target_reached(stop, {"success_rate": 0.97, "any_wrong_inform_mean": 0.01})  # below, not at
+    assert not target_reached(stop, {"success_rate": 0.94, "any_wrong_inform_mean": 0.0})
     assert _target(stop) == {"metric": "success_rate", "value": 0.95, "max": {"any_wrong_inform_mean": 0.01}}
-    assert not _reached(StopConfig(env_steps=10), {"success_rate": 1.0})
+    assert not target_reached(StopConfig(env_steps=10), {"success_rate": 1.0})
 
 
 def test_a_metric_the_evaluation_lacks_is_a_clear_error():
     stop = StopConfig(target_metric="success_rate", target_value=0.9, target_max={"wrong_inform_mean": 0.01})
     with pytest.raises(ConfigError, match=r"\['wrong_inform_mean'\].*any_wrong_inform_mean"):
-        _reached(stop, {"success_rate": 0.97, "any_wrong_inform_mean": 0.0})
+        target_reached(stop, {"success_rate": 0.97, "any_wrong_inform_mean": 0.0})
 
 
 def test_target_max_comes_from_yaml_and_set():
@@ -33,11 +33,11 @@ def test_target_max_comes_from_yaml_and_set():
 
 def test_target_min_bounds_count_at_their_value():
     stop = StopConfig(target_metric="coverage_mean", target_value=0.8, target_min={"eos_mean": 0.9})
-    assert _reached(stop, {"coverage_mean": 0.85, "eos_mean": 0.9})  # at least: the value counts
-    assert not _reached(stop, {"coverage_mean": 0.85, "eos_mean": 0.89})
+    assert target_reached(stop, {"coverage_mean": 0.85, "eos_mean": 0.9})  # at least: the value counts
+    assert not target_reached(stop, {"coverage_mean": 0.85, "eos_mean": 0.89})
     assert _target(stop)["min"] == {"eos_mean": 0.9}
     with pytest.raises(ConfigError, match=r"\['eos_mean'\]"):
-        _reached(stop, {"coverage_mean": 0.85})
+        target_reached(stop, {"coverage_mean": 0.85})
 
 
 def test_eval_baseline_is_one_agent_or_a_list():

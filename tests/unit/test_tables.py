@@ -11,37 +11,46 @@ def _render(table) -> str:
     return console.export_text()
 
 
-def test_train_table_shows_both_runs_and_the_verdict():
+def test_train_table_shows_each_seed_the_medians_and_the_ratios():
+    from textdqn.bench.train_bench import TrainBenchRow, summarize, verdicts
+
+    rows = [
+        TrainBenchRow("textdqn (serial)", 0, True, 20.0, 15.0, 150_000, 500.0, 900),
+        TrainBenchRow("textdqn (serial)", 1, True, 30.0, 25.0, 210_000, 480.0, 900),
+        TrainBenchRow("textdqn (serial)", 2, False, 90.0, 85.0, 500_000, 120.0, 900),
+        TrainBenchRow("single-process DQN", 0, True, 40.0, 38.0, 220_000, 490.0, 900),
+        TrainBenchRow("RLlib DQN", 0, False, 610.0, 600.0, 60_000, 200.0, 600),
+    ]
+    summary = summarize(rows)
+    assert [s["median_total_s"] for s in summary] == [30.0, 40.0, 610.0]
+    assert [s["reached"] for s in summary] == [2, 1, 0]
+    # A missed run above the median does not make the median a bound; RLlib's only run does.
+    assert [s["lower_bound"] for s in summary] == [False, False, True]
+    lines = verdicts(summary)
+    assert lines == [
+        "textdqn (serial) median 30.0 s vs single-process DQN 40.0 s: 1.33x",
+        "textdqn (serial) median 30.0 s vs RLlib DQN ≥ 610.0 s: at least 20.33x",
+    ]
     result = {
-        "rows": [
-            {
-                "impl": "textdqn",
-                "reached_target": True,
-                "total_s": 62.6,
-                "setup_s": 8.0,
-                "env_steps": 157696,
-                "final_eval_return": 500.0,
-                "budget_s": 900,
-                "learner_utilization": 0.934,
-                "policy_lag_mean": 0.31,
-            },
-            {
-                "impl": "RLlib",
-                "reached_target": False,
-                "total_s": 621.5,
-                "setup_s": 7.8,
-                "env_steps": 25000,
-                "final_eval_return": None,
-                "budget_s": 600,
-                "learner_utilization": None,
-                "policy_lag_mean": None,
-            },
-        ],
-        "verdict": "at least 9.9x sooner",
+        "target": {"metric": "return_mean", "value": 475.0, "max": {}, "min": {}, "env": "CartPole-v1"},
+        "rows": [r.__dict__ for r in rows],
+        "summary": summary,
+        "verdicts": lines,
     }
     text = _render(train_table(result))
-    assert "157,696" in text and "93%" in text and "0.31" in text
-    assert "no (budget 600s)" in text and "at least 9.9x sooner" in text
+    assert "2/3" in text and "2: 90.0 missed (500,000)" in text and "≥ 610.0" in text
+    assert "return_mean >= 475.0" in text and "1.33x" in text
+
+
+def test_a_mode_that_mostly_missed_gets_no_ratio():
+    from textdqn.bench.train_bench import TrainBenchRow, summarize, verdicts
+
+    rows = [
+        TrainBenchRow("textdqn (local mode)", 0, False, 900.0, 890.0, 1, None, 900),
+        TrainBenchRow("textdqn (local mode)", 1, True, 50.0, 40.0, 1, 500.0, 900),
+        TrainBenchRow("dqn", 0, True, 30.0, 28.0, 1, 500.0, 900),
+    ]
+    assert verdicts(summarize(rows)) == ["textdqn (local mode) reached the target in 1 of 2 runs: no ratio"]
 
 
 def test_learner_table_shows_the_ratio():

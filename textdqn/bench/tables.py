@@ -73,36 +73,43 @@ def _optional(x: float | None, fmt: str) -> str:
 
 
 def train_table(result: dict) -> Table:
-    """Time to target: one row per implementation, the verdict as caption."""
-    table = Table(title="time to target: greedy eval return >= 475 (20 episodes), CartPole-v1")
-    columns = ("impl", "reached", "total s", "set-up s", "env steps", "final eval", "learner util", "lag")
+    """Time to target: one row per implementation (median over seeds, each seed's run shown),
+    the ratios as caption."""
+    t = result["target"]
+    goal = f"{t['metric']} >= {t['value']}" + "".join(f", {k} < {v}" for k, v in t["max"].items())
+    goal += "".join(f", {k} >= {v}" for k, v in t["min"].items())
+    table = Table(title=f"time to target: greedy eval {goal}, {t['env']} (total s, start-up included)")
+    columns = ("impl", "reached", "median total s", "each seed: total s (env steps)", "median env steps")
     for col in columns:
-        table.add_column(col, justify="left" if col == "impl" else "right")
-    for r in result["rows"]:
-        reached = "yes" if r["reached_target"] else f"no (budget {r['budget_s']:.0f}s)"
-        util = None if r.get("learner_utilization") is None else 100 * r["learner_utilization"]
-        table.add_row(
-            r["impl"],
-            reached,
-            f"{r['total_s']:.1f}",
-            f"{r['setup_s']:.1f}",
-            f"{r['env_steps']:,}",
-            _optional(r["final_eval_return"], ".1f"),
-            "-" if util is None else f"{util:.0f}%",
-            _optional(r.get("policy_lag_mean"), ".2f"),
+        table.add_column(
+            col, justify="left" if col in ("impl", "each seed: total s (env steps)") else "right"
         )
-    table.caption = result["verdict"]
+    for s in result["summary"]:
+        runs = [r for r in result["rows"] if r["impl"] == s["impl"]]
+        each = ", ".join(
+            f"{r['seed']}: {r['total_s']:.1f}{'' if r['reached_target'] else ' missed'} ({r['env_steps']:,})"
+            for r in runs
+        )
+        table.add_row(
+            s["impl"],
+            f"{s['reached']}/{s['runs']}",
+            f"{'≥ ' if s['lower_bound'] else ''}{s['median_total_s']:.1f}",
+            each,
+            f"{s['median_env_steps']:,.0f}",
+        )
+    table.caption = "\n".join(result["verdicts"])
     return table
 
 
 def learner_table(result: dict) -> Table:
     """Learner throughput per feed, the ratio as caption."""
     table = Table(title="learner throughput")
-    for col in ("feed", "device", "updates/s", "transitions/s", "utilization"):
-        table.add_column(col, justify="left" if col in ("feed", "device") else "right")
+    for col in ("feed", "network", "device", "updates/s", "transitions/s", "utilization"):
+        table.add_column(col, justify="left" if col in ("feed", "network", "device") else "right")
     for r in result["rows"]:
         table.add_row(
             r["feed"],
+            r.get("network", "mlp"),
             r["device"],
             f"{r['updates_per_s']:.1f}",
             f"{r['transitions_per_s']:,.0f}",

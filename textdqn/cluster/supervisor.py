@@ -308,7 +308,8 @@ def _supervise(config: Config, run: RunDirectory, runner, counters: _Counters, l
     with ConsoleView(f"textdqn {config.run.name} -> {run.path}", enabled=live) as view:
         while True:
             try:
-                progress = runner.step(config.run.log_every_s)
+                to_eval = None if next_eval is None else max(1, next_eval - counters.env_steps)
+                progress = runner.step(config.run.log_every_s, env_steps=to_eval)
             except KeyboardInterrupt:  # Ctrl-C: finish the run properly, as at a stop criterion
                 log.warning("interrupted: final checkpoint, evaluation and summary (Ctrl-C again aborts)")
                 interrupted = True
@@ -322,9 +323,9 @@ def _supervise(config: Config, run: RunDirectory, runner, counters: _Counters, l
             row = agg.row(progress, wall, now - last)
             last = now
             if next_eval is not None and counters.env_steps >= next_eval:
-                next_eval = counters.env_steps + every
+                next_eval += every * ((counters.env_steps - next_eval) // every + 1)  # the next grid point
                 final_eval = _evaluate(evaluator, runner, config, row)
-                reached = _reached(stop, final_eval)
+                reached = target_reached(stop, final_eval)
             if counters.updates >= next_ckpt:
                 next_ckpt = counters.updates + config.run.checkpoint_every_updates
                 _checkpoint(run, runner, counters, wall, config)
@@ -338,7 +339,7 @@ def _supervise(config: Config, run: RunDirectory, runner, counters: _Counters, l
     counters.learner_restarts = restarts_before + runner.learner_restarts
     if not reached and failure is None:  # after a fault the env may be what failed
         final_eval = _evaluate(evaluator, runner, config, {})
-        reached = _reached(stop, final_eval)
+        reached = target_reached(stop, final_eval)
     logger.close()
     evaluator.close()
     metric = "eval_target" if stop.target_metric else "eval_return_mean"
@@ -405,7 +406,7 @@ def _baselines(evaluator: Evaluator, config: Config) -> dict[str, dict]:
     return results
 
 
-def _reached(stop, result: dict) -> bool:
+def target_reached(stop, result: dict) -> bool:
     """Whether `result` meets the target: target_metric >= target_value, every target_max
     metric below its value and every target_min metric at least its value; ConfigError when
     the evaluation has no such metric."""
