@@ -96,6 +96,25 @@ def test_serial_runner_trains_in_ratio():
         runner.close()
 
 
+def test_serial_mode_evaluates_on_the_eval_grid(tmp_path):
+    """eval.every_env_steps means what it says in serial mode: a slice stops at the next grid
+    point, so each evaluation comes less than one round of actor calls past it."""
+    import csv
+
+    cfg = _small_config(env_steps=12_000, time_s=120.0, target_value=1000.0)
+    cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, every_env_steps=2_000))
+    cfg = dataclasses.replace(
+        cfg, run=dataclasses.replace(cfg.run, log_every_s=30.0)
+    )  # time never ends a slice
+    train(cfg, mode="serial", run_dir=str(tmp_path / "run"), live=False)
+    with open(tmp_path / "run" / "metrics.csv") as f:
+        steps = [int(r["env_steps"]) for r in csv.DictReader(f) if r["eval_return_mean"]]
+    round_of_calls = cfg.actors.num_actors * cfg.actors.steps_per_call
+    assert len(steps) >= 6
+    for k, at in enumerate(steps[:6], start=1):
+        assert 2_000 * k <= at < 2_000 * k + round_of_calls, steps
+
+
 def test_resume_continues_counters_and_eval_reads_the_run(tmp_path):
     from typer.testing import CliRunner
 

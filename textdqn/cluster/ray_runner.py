@@ -165,11 +165,14 @@ class RayRunner:
         """Env steps each rollout actor has made (its ε schedule's position), for checkpoints."""
         return list(self.crew.env_steps)
 
-    def step(self, seconds: float) -> Progress:
-        """Collect the work that finishes within about `seconds`, re-issuing each call."""
+    def step(self, seconds: float, env_steps: int | None = None) -> Progress:
+        """Collect the work that finishes within about `seconds`, re-issuing each call; return
+        sooner once the actors' reports add up to `env_steps` (the next evaluation's point:
+        the actors run on, so evaluation comes at the first report past it)."""
         progress = Progress(learner=LearnerStats())
         deadline = time.perf_counter() + seconds
-        while (remaining := deadline - time.perf_counter()) > 0:
+        made = 0
+        while (remaining := deadline - time.perf_counter()) > 0 and (env_steps is None or made < env_steps):
             ready, _ = ray.wait(list(self._calls), num_returns=1, timeout=remaining)
             for ref in ready:
                 kind, index, handle = self._calls.pop(ref)
@@ -190,6 +193,7 @@ class RayRunner:
                         self._submit_actor(index, _CALLS_PER_ACTOR)
                     continue
                 progress.rollouts.append(stats)
+                made += stats.env_steps
                 if self.crew.actors.get(index) is handle:  # not a replaced or dropped actor's
                     self.crew.env_steps[index] += stats.env_steps
                     self._submit_actor(index)

@@ -98,18 +98,21 @@ class SerialRunner:
         for i, shard in enumerate(self.shards.shards):
             shard.checkpoint(str(Path(directory) / f"shard-{i}"))
 
-    def step(self, seconds: float) -> Progress:
-        """Alternate acting and learning for about `seconds`."""
+    def step(self, seconds: float, env_steps: int | None = None) -> Progress:
+        """Alternate acting and learning for about `seconds`, or until `env_steps` more env
+        steps are made (the next evaluation's point: serial mode evaluates on its grid)."""
         progress = Progress(learner=LearnerStats())
         per_update = self.config.learner.batch_size / self.config.replay.rate_limiter.samples_per_insert
         deadline = time.perf_counter() + seconds
+        made = 0
         while True:
             for actor in self.actors:
                 stats = actor.run(self.config.actors.steps_per_call)
                 progress.rollouts.append(stats)
+                made += stats.env_steps
                 self._owed += stats.transitions / per_update
                 self._train_owed(progress.learner)
-            if time.perf_counter() >= deadline:
+            if time.perf_counter() >= deadline or (env_steps is not None and made >= env_steps):
                 break
         progress.replay = self.replay_info()
         progress.counters = self.sampler.counters()

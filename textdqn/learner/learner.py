@@ -59,8 +59,10 @@ class Learner:
         self.num_actions = int(action_space.n)
         self.online = make_q_network(observation_space, action_space, config.network).to(self.device)
         self.target = copy.deepcopy(self.online).requires_grad_(False)
+        # fused: one kernel for all parameters instead of a loop over them; for the small
+        # networks of CartPole or the dialogue that loop was a quarter of an update's time.
         self.optimizer = torch.optim.Adam(
-            self.online.parameters(), lr=self.config.lr, eps=self.config.adam_eps
+            self.online.parameters(), lr=self.config.lr, eps=self.config.adam_eps, fused=True
         )
         self.updates = 0
         self.version = 0  # published weight versions so far; 0 = the initial weights
