@@ -1,7 +1,10 @@
 """`textdqn bench learner`: learner throughput fed in process vs fed through Ray, in one run.
 
-Both sides run the same Learner and LearnerLoop on the same network (batch 512 by default)
-over replays filled with the same random transitions:
+Both sides run the same Learner and LearnerLoop on the same network over replays filled with
+the same random transitions. The network is an MLP over float observations (batch 512 by
+default), or with `network="transformer"` the token Q-network of configs/dialogue-text.yaml
+(2 layers, width 64, 4 heads, 96-token observations padded after a random real length,
+batch 64):
   in-process: in-process shards sampled synchronously in the learner's thread;
   through Ray: a LearnerActor fed by the Ray-sharded replay (prefetch thread, K requests
   in flight), i.e. the production data path.
@@ -19,6 +22,7 @@ import numpy as np
 
 from textdqn.actors.actor import LatestWeights
 from textdqn.config import Config, LearnerConfig, NetworkConfig, RateLimiterConfig, ReplayConfig
+from textdqn.errors import ConfigError
 from textdqn.learner.learner import Learner
 from textdqn.learner.loop import LearnerLoop
 from textdqn.replay_server.client import ShardedWriter, make_local_shards, make_sampler
@@ -43,11 +47,33 @@ class LearnerBenchSettings:
     """untimed updates first (allocator, caches)"""
     num_shards: int = 2
     """shards of the Ray-sharded replay"""
+    network: str = "mlp"
+    """mlp (float observations) or transformer (token ids, TransformerQNetwork)"""
+    tokens: int = 96
+    """transformer: observation length (dialogue-text's max_tokens)"""
+    vocab: int = 400
+    """transformer: token ids lie in [0, vocab); 0 pads"""
+    width: int = 64
+    """transformer: hidden size (dialogue-text's encoder_width)"""
+
+    def __post_init__(self) -> None:
+        if self.network not in ("mlp", "transformer"):
+            raise ConfigError(f"bench learner --network takes mlp or transformer, got {self.network!r}")
+
+
+TRANSFORMER = {"batch": 64}
+"""What --network transformer changes besides the network: dialogue-text's learner batch."""
 
 
 def _config(s: LearnerBenchSettings, device: str) -> Config:
+    if s.network == "transformer":
+        network = NetworkConfig(
+            kind="encoder", encoder_layers=2, encoder_width=s.width, encoder_heads=4, q_scale=40.0
+        )
+    else:
+        network = NetworkConfig(hidden=s.hidden)
     return Config(
-        network=NetworkConfig(hidden=s.hidden),
+        network=network,
         learner=LearnerConfig(batch_size=s.batch, device=device, torch_threads=1),
         replay=ReplayConfig(
             capacity=max(s.fill * 2, 1000),
@@ -58,7 +84,18 @@ def _config(s: LearnerBenchSettings, device: str) -> Config:
 
 
 def _spaces(s: LearnerBenchSettings) -> tuple[gym.Space, gym.Space]:
+    if s.network == "transformer":
+        return gym.spaces.Box(0, s.vocab - 1, (s.tokens,), np.int32), gym.spaces.Discrete(s.num_actions)
     return gym.spaces.Box(-1, 1, (s.obs_dim,), np.float32), gym.spaces.Discrete(s.num_actions)
+
+
+def _observations(s: LearnerBenchSettings, rng: np.random.Generator, size: int) -> np.ndarray:
+    if s.network == "mlp":
+        return rng.standard_normal((size, s.obs_dim), dtype=np.float32)
+    ids = rng.integers(1, s.vocab, (size, s.tokens), dtype=np.int32)
+    lengths = rng.integers(s.tokens // 4, s.tokens + 1, size)  # dialogues of every length so far
+    ids[np.arange(s.tokens) >= lengths[:, None]] = 0
+    return ids
 
 
 def _batches(s: LearnerBenchSettings, size: int = 1000) -> list[TransitionBatch]:
@@ -67,11 +104,11 @@ def _batches(s: LearnerBenchSettings, size: int = 1000) -> list[TransitionBatch]
     for _ in range(max(1, s.fill // size)):
         out.append(
             TransitionBatch(
-                obs=rng.standard_normal((size, s.obs_dim), dtype=np.float32),
+                obs=_observations(s, rng, size),
                 action=rng.integers(0, s.num_actions, size),
                 reward=rng.standard_normal(size, dtype=np.float32),
                 discount=np.full(size, 0.97, np.float32),
-                next_obs=rng.standard_normal((size, s.obs_dim), dtype=np.float32),
+                next_obs=_observations(s, rng, size),
                 priority=rng.random(size, dtype=np.float32) + 0.1,
                 policy_version=np.zeros(size, np.int32),
             )
@@ -138,6 +175,7 @@ def run_learner_bench(
         rows.append(
             {
                 "feed": feed,
+                "network": settings.network,
                 "device": device,
                 "updates_per_s": m["updates_per_s"],
                 "transitions_per_s": m["updates_per_s"] * settings.batch,
@@ -149,3 +187,9 @@ def run_learner_bench(
         "ratio_ray_vs_in_process": remote["updates_per_s"] / local["updates_per_s"],
         "settings": dataclasses.asdict(settings),
     }
+
+
+def learner_settings(network: str = "mlp", seconds: float = 10.0) -> LearnerBenchSettings:
+    """The settings `bench learner --network` measures: the MLP's, or the transformer's."""
+    extra = TRANSFORMER if network == "transformer" else {}
+    return LearnerBenchSettings(network=network, seconds=seconds, **extra)
