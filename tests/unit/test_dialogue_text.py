@@ -16,6 +16,7 @@ from textdqn.envs.dialogue.domain import load_domain, make_goals, make_kb
 from textdqn.envs.dialogue.text import (
     SPECIAL_TOKENS,
     TURN_TOKENS,
+    TranscriptEncoder,
     build_tokenizer,
     encode_dialogue,
     render_goal,
@@ -180,3 +181,27 @@ def test_vector_observations_do_not_import_transformers():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_the_incremental_encoder_matches_encoding_the_whole_transcript():
+    """The env's TranscriptEncoder tokenizes each turn once; every observation of real
+    dialogues (growing, cut to the most recent tokens, a new list at each reset) must equal
+    encode_dialogue of the whole transcript."""
+    env = gym.make("textdqn/Dialogue-v0", observation="tokens", max_tokens=24, nlu_error=0.2).unwrapped
+    rng = np.random.default_rng(3)
+    checked = 0
+    for episode in range(20):
+        obs, _ = env.reset(seed=episode)
+        done = False
+        while not done:
+            assert np.array_equal(obs, encode_dialogue(env.tokenizer, env.transcript, 24))
+            checked += 1
+            obs, _, done, _, _ = env.step(random_action(env, rng))
+        assert np.array_equal(obs, encode_dialogue(env.tokenizer, env.transcript, 24))
+    assert checked > 100
+    encoder = TranscriptEncoder(env.tokenizer, 24)
+    turns = [("user", "hi")]
+    first = encoder.encode(turns)
+    other = [("user", "seattle please")]  # another list: starts over
+    assert np.array_equal(encoder.encode(other), encode_dialogue(env.tokenizer, other, 24))
+    assert not np.array_equal(first, encoder.encode(other))

@@ -155,6 +155,11 @@ class DialogueEnv(gym.Env):
         """The domain's word-level tokenizer (built on first use; the same ids in every process)."""
         return text.build_tokenizer(self.domain)
 
+    @cached_property
+    def _encoder(self) -> text.TranscriptEncoder:
+        """Tokenizes each new turn once (the transcript only grows within an episode)."""
+        return text.TranscriptEncoder(self.tokenizer, self.max_tokens)
+
     def save_tokenizer(self, directory: str | Path) -> Path:
         """Write the tokenizer to `directory` (e.g. the run directory's tokenizer/); returns it."""
         return save_tokenizer(self.tokenizer, directory)
@@ -225,7 +230,7 @@ class DialogueEnv(gym.Env):
 
     def _observation(self) -> np.ndarray:
         if self.observation == "tokens":
-            return text.encode_dialogue(self.tokenizer, self.transcript, self.max_tokens)
+            return self._encoder.encode(self.transcript)
         d, obs = self.domain, []
         obs += [float(self.last_user == i) for i in USER_INTENTS]
         obs += [float(s in self.heard) for s in d.informable]

@@ -192,17 +192,50 @@ def encode_dialogue(
     turn limit cannot be told from the observation (the vector observation has `turn` for the
     same reason).
     """
-    check_max_tokens(max_tokens)
-    unknown = {speaker for speaker, _ in turns} - set(SPEAKERS)
-    if unknown:
-        raise ValueError(f"transcript speakers must be one of {sorted(SPEAKERS)}, got {sorted(unknown)}")
-    encoded = tokenizer.backend_tokenizer.encode_batch([text for _, text in turns], add_special_tokens=False)
-    marker = {speaker: tokenizer.convert_tokens_to_ids(token) for speaker, token in SPEAKERS.items()}
-    body = [i for (speaker, _), e in zip(turns, encoded, strict=True) for i in (marker[speaker], *e.ids)]
-    body = body[-(max_tokens - 2) :]  # the most recent tokens
-    system_turns = sum(speaker == "system" for speaker, _ in turns)
-    out = np.full(max_tokens, PAD_ID, dtype=np.uint16)
-    out[0] = tokenizer.convert_tokens_to_ids("[CLS]")
-    out[1] = tokenizer.convert_tokens_to_ids(TURN_TOKENS[min(system_turns, len(TURN_TOKENS) - 1)])
-    out[2 : 2 + len(body)] = body
-    return out
+    return TranscriptEncoder(tokenizer, max_tokens).encode(turns)
+
+
+class TranscriptEncoder:
+    """`encode_dialogue` for a transcript that grows a turn at a time: each turn is tokenized
+    once, when it first appears, instead of the whole dialogue again at every step.
+
+    `encode(turns)` reuses what it tokenized for the same list object if the list only grew
+    since (the env appends to one list per episode and starts a new list at reset); for any
+    other list it starts over.
+    """
+
+    def __init__(self, tokenizer: PreTrainedTokenizerFast, max_tokens: int) -> None:
+        check_max_tokens(max_tokens)
+        self.tokenizer, self.max_tokens = tokenizer, max_tokens
+        self._marker = {
+            speaker: tokenizer.convert_tokens_to_ids(token) for speaker, token in SPEAKERS.items()
+        }
+        self._cls = tokenizer.convert_tokens_to_ids("[CLS]")
+        self._turn_ids = [tokenizer.convert_tokens_to_ids(t) for t in TURN_TOKENS]
+        self._source: Sequence[tuple[str, str]] | None = None
+        self._ids: list[int] = []  # every turn so far, each opened by its speaker's marker
+        self._done = 0  # turns of _source in _ids
+        self._system_turns = 0
+
+    def encode(self, turns: Sequence[tuple[str, str]]) -> np.ndarray:
+        """uint16 [max_tokens], as `encode_dialogue(tokenizer, turns, max_tokens)`."""
+        if turns is not self._source or len(turns) < self._done:
+            self._source, self._ids, self._done, self._system_turns = turns, [], 0, 0
+        new = turns[self._done :]
+        unknown = {speaker for speaker, _ in new} - set(SPEAKERS)
+        if unknown:
+            raise ValueError(f"transcript speakers must be one of {sorted(SPEAKERS)}, got {sorted(unknown)}")
+        if new:
+            encoded = self.tokenizer.backend_tokenizer.encode_batch(
+                [t for _, t in new], add_special_tokens=False
+            )
+            for (speaker, _), e in zip(new, encoded, strict=True):
+                self._ids += (self._marker[speaker], *e.ids)
+            self._system_turns += sum(speaker == "system" for speaker, _ in new)
+            self._done = len(turns)
+        body = self._ids[-(self.max_tokens - 2) :]  # the most recent tokens
+        out = np.full(self.max_tokens, PAD_ID, dtype=np.uint16)
+        out[0] = self._cls
+        out[1] = self._turn_ids[min(self._system_turns, len(self._turn_ids) - 1)]
+        out[2 : 2 + len(body)] = body
+        return out
