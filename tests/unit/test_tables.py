@@ -15,11 +15,11 @@ def test_train_table_shows_each_seed_the_medians_and_the_ratios():
     from textdqn.bench.train_bench import TrainBenchRow, summarize, verdicts
 
     rows = [
-        TrainBenchRow("textdqn (serial)", 0, True, 20.0, 15.0, 150_000, 500.0, 900),
-        TrainBenchRow("textdqn (serial)", 1, True, 30.0, 25.0, 210_000, 480.0, 900),
-        TrainBenchRow("textdqn (serial)", 2, False, 90.0, 85.0, 500_000, 120.0, 900),
-        TrainBenchRow("single-process DQN", 0, True, 40.0, 38.0, 220_000, 490.0, 900),
-        TrainBenchRow("RLlib DQN", 0, False, 610.0, 600.0, 60_000, 200.0, 600),
+        TrainBenchRow("textdqn (serial)", 0, True, 20.0, 15.0, 150_000, {"return_mean": 500.0}, 900),
+        TrainBenchRow("textdqn (serial)", 1, True, 30.0, 25.0, 210_000, {"return_mean": 480.0}, 900),
+        TrainBenchRow("textdqn (serial)", 2, False, 90.0, 85.0, 500_000, {"return_mean": 120.0}, 900),
+        TrainBenchRow("single-process DQN", 0, True, 40.0, 38.0, 220_000, {"return_mean": 490.0}, 900),
+        TrainBenchRow("RLlib DQN", 0, False, 610.0, 600.0, 60_000, {"return_mean": 200.0}, 600),
     ]
     summary = summarize(rows)
     assert [s["median_total_s"] for s in summary] == [30.0, 40.0, 610.0]
@@ -46,9 +46,9 @@ def test_a_mode_that_mostly_missed_gets_no_ratio():
     from textdqn.bench.train_bench import TrainBenchRow, summarize, verdicts
 
     rows = [
-        TrainBenchRow("textdqn (local mode)", 0, False, 900.0, 890.0, 1, None, 900),
-        TrainBenchRow("textdqn (local mode)", 1, True, 50.0, 40.0, 1, 500.0, 900),
-        TrainBenchRow("dqn", 0, True, 30.0, 28.0, 1, 500.0, 900),
+        TrainBenchRow("textdqn (local mode)", 0, False, 900.0, 890.0, 1, {}, 900),
+        TrainBenchRow("textdqn (local mode)", 1, True, 50.0, 40.0, 1, {"return_mean": 500.0}, 900),
+        TrainBenchRow("dqn", 0, True, 30.0, 28.0, 1, {"return_mean": 500.0}, 900),
     ]
     assert verdicts(summarize(rows)) == ["textdqn (local mode) reached the target in 1 of 2 runs: no ratio"]
 

@@ -79,8 +79,8 @@ class TrainBenchRow:
     train_s: float
     """seconds of training (from the first env step), as the run measured them"""
     env_steps: int
-    final_eval: float | None
-    """the target metric of the last greedy evaluation"""
+    final_eval: dict[str, float]
+    """the metrics of the last greedy evaluation (textdqn's names)"""
     budget_s: float
 
 
@@ -120,13 +120,13 @@ def _command(
     ]  # fmt: skip
 
 
-def _read_result(impl: str, out: Path, metric: str) -> tuple[bool, float, int, float | None]:
+def _read_result(impl: str, out: Path) -> tuple[bool, float, int, dict[str, float]]:
     """(reached, train_s, env_steps, final eval) from what the run wrote."""
     if impl in ("serial", "local"):
         s = json.loads((out / "run" / "summary.json").read_text())
-        return s["reached_target"], s["wall_s"], s["env_steps"], s["final_eval"].get(metric)
+        return s["reached_target"], s["wall_s"], s["env_steps"], s["final_eval"]
     r = json.loads((out / "result.json").read_text())
-    return r["reached_target"], r["wall_s"], r["env_steps"], r["final_eval"].get(metric)
+    return r["reached_target"], r["wall_s"], r["env_steps"], r["final_eval"]
 
 
 def run_one(
@@ -152,12 +152,12 @@ def run_one(
                 f"{LABELS[impl]} (seed {seed}) failed with exit status {done.returncode}: "
                 f"{' '.join(command)}\n{tail}"
             )
-        reached, train_s, env_steps, final = _read_result(impl, out, cfg.stop.target_metric)
+        reached, train_s, env_steps, final = _read_result(impl, out)
     budget = rllib_budget if impl == "rllib" else cfg.stop.time_s
     row = TrainBenchRow(LABELS[impl], seed, reached, total, train_s, env_steps, final, budget)
     log(
         f"{LABELS[impl]}, seed {seed}: reached={reached} in {total:.1f} s total ({train_s:.1f} s training), "
-        f"{env_steps:,} env steps, final {cfg.stop.target_metric} {final}"
+        f"{env_steps:,} env steps, final {cfg.stop.target_metric} {final.get(cfg.stop.target_metric)}"
     )
     return row
 
