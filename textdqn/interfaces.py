@@ -88,7 +88,11 @@ class WeightSource(Protocol):
 class Runner(Protocol):
     """One way of running every component (serial, local Ray, a Ray cluster)."""
 
-    def step(self, seconds: float) -> Progress: ...
+    def step(self, seconds: float, env_steps: int | None = None) -> Progress:
+        """Run for about `seconds`; return sooner once `env_steps` more env steps are made (serial
+        mode stops there, Ray modes at the first actor report past it): the supervisor's next
+        evaluation point."""
+        ...
 
     def latest_weights(self) -> tuple[int, dict[str, np.ndarray]]: ...
 

@@ -181,11 +181,11 @@ def test_ctrl_c_ends_a_run_with_its_checkpoint_evaluation_and_summary(tmp_path, 
     steps = {"n": 0}
     real_step = SerialRunner.step
 
-    def step_then_interrupt(self, seconds):
+    def step_then_interrupt(self, seconds, env_steps=None):
         steps["n"] += 1
         if steps["n"] > 3:
             raise KeyboardInterrupt
-        return real_step(self, seconds)
+        return real_step(self, seconds, env_steps)
 
     monkeypatch.setattr(SerialRunner, "step", step_then_interrupt)
     summary = train(_small_config(time_s=600.0), mode="serial", run_dir=str(tmp_path / "run"), live=False)
