@@ -69,7 +69,10 @@ def test_a_run_stops_at_the_target():
     assert result.reached_target and result.env_steps == 200  # any policy balances a pole 5 steps
 
 
-def test_a_config_without_a_target_is_refused():
-    config = load_config("configs/cartpole.yaml", ("stop.target_metric=''",))
-    with pytest.raises(ConfigError, match=r"stop\.target_metric"):
-        run_dqn_baseline(config)
+@pytest.mark.parametrize(
+    ("override", "word"),
+    [("stop.target_metric=''", r"stop\.target_metric"), ("eval.every_env_steps=0", r"eval\.every_env_steps")],
+)
+def test_a_config_it_cannot_judge_is_refused(override, word):
+    with pytest.raises(ConfigError, match=word):
+        run_dqn_baseline(load_config("configs/cartpole.yaml", (override,)))

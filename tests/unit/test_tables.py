@@ -98,3 +98,23 @@ def test_lm_learner_bench_measures_the_lm_q_network_on_cpu():
     assert row["precision"] == "fp32" and row["vocab"] == 500 and row["updates_per_s"] > 0
     assert row["tokens_per_s"] > row["transitions_per_s"]  # every row holds >= 20 tokens
     assert lm_table(result).row_count == 1
+
+
+def test_each_implementation_runs_as_its_own_command(tmp_path):
+    from textdqn.bench.train_bench import _command
+
+    sets = ("stop.time_s=60",)
+
+    def command(impl):
+        return _command(impl, "configs/cartpole.yaml", 2, tmp_path, sets, 300.0)[3:]
+
+    assert command("serial") == [
+        "train", "configs/cartpole.yaml", "--run-dir", str(tmp_path / "run"),
+        "--set", "run.seed=2", "--set", "stop.time_s=60", "--serial",
+    ]  # fmt: skip
+    assert command("local")[-1] == "stop.time_s=60"  # no --serial: local mode
+    assert command("dqn") == [
+        "bench", "dqn-baseline", "configs/cartpole.yaml", "--seed", "2",
+        "--json", str(tmp_path / "result.json"), "--set", "stop.time_s=60",
+    ]  # fmt: skip
+    assert command("rllib")[:4] == ["bench", "rllib-dqn", "--budget", "300.0"]

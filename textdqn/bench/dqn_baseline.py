@@ -118,6 +118,8 @@ def run_dqn_baseline(
         raise ConfigError(
             "the DQN baseline needs stop.target_metric and stop.target_value to know when to stop"
         )
+    if config.eval.every_env_steps < 1:
+        raise ConfigError("the DQN baseline is judged by periodic evaluation: set eval.every_env_steps > 0")
     budget = config.stop.time_s if time_budget_s is None else time_budget_s
     set_up = time.perf_counter()
     torch.set_num_threads(1)  # one process, one env: as CleanRL runs on a laptop

@@ -28,6 +28,9 @@ from textdqn.config import load_config
 DIALOGUE_CONFIG = "configs/dialogue-text.yaml"
 ACTORS = 12
 QUICK_TRAIN_S = 20
+FULL_TRAIN_S = 360
+"""The dialogue run's budget on a GPU machine: 3× the 120-s target, and the other parts take
+about 3 minutes, so the command ends within 10."""
 
 
 def machine(device: str) -> dict:
@@ -47,9 +50,12 @@ def machine(device: str) -> dict:
 
 
 def dialogue_overrides(device: str, quick: bool) -> tuple[str, ...]:
-    """dialogue-text with the learner on `device` and 12 actors (quick: 2 actors, 20 s)."""
+    """dialogue-text with the learner on `device` and 12 actors, stopped after FULL_TRAIN_S so
+    the whole command stays under 10 minutes (quick: 2 actors, QUICK_TRAIN_S)."""
     sets = [f"learner.device={device}", f"actors.num_actors={2 if quick else ACTORS}"]
-    if quick:
+    if not quick:
+        sets.append(f"stop.time_s={FULL_TRAIN_S}")
+    else:
         sets += [f"stop.time_s={QUICK_TRAIN_S}", "eval.episodes=10", "eval.every_env_steps=2000",
                  "actors.warm_start_steps=500", "replay.rate_limiter.min_size_to_sample=200"]  # fmt: skip
     return tuple(sets)

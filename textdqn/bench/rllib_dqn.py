@@ -131,6 +131,8 @@ def _check_args(config: Config, time_budget_s: float, eval_every_iters: int) -> 
         raise ConfigError(
             f"eval.episodes = {config.eval.episodes}: need at least 1 greedy episode per evaluation"
         )
+    if config.eval.every_env_steps < 1:
+        raise ConfigError("the RLlib peer is judged by periodic evaluation: set eval.every_env_steps > 0")
     if time_budget_s <= 0:
         raise ConfigError(f"time_budget_s={time_budget_s}: the time budget must be > 0 seconds")
     if eval_every_iters < 1:

@@ -87,37 +87,15 @@ class TrainBenchRow:
 def _command(
     impl: str, config: str, seed: int, out: Path, overrides: Sequence[str], rllib_budget: float
 ) -> list[str]:
+    """The command line of one run; it writes its results under `out`."""
     base = [sys.executable, "-m", "textdqn.cli"]
     sets = [a for o in overrides for a in ("--set", o)]
     if impl in ("serial", "local"):
         mode = ["--serial"] if impl == "serial" else []
-        return [
-            *base,
-            "train",
-            config,
-            "--run-dir",
-            str(out / "run"),
-            "--set",
-            f"run.seed={seed}",
-            *sets,
-            *mode,
-        ]
-    if impl == "dqn":
-        return [
-            *base,
-            "bench",
-            "dqn-baseline",
-            config,
-            "--seed",
-            str(seed),
-            "--json",
-            str(out / "result.json"),
-            *sets,
-        ]
-    return [
-        *base, "bench", "rllib-dqn", config, "--seed", str(seed), "--budget", str(rllib_budget),
-        "--json", str(out / "result.json"), *sets,
-    ]  # fmt: skip
+        run = ["--run-dir", str(out / "run"), "--set", f"run.seed={seed}"]
+        return [*base, "train", config, *run, *sets, *mode]
+    peer = ["dqn-baseline"] if impl == "dqn" else ["rllib-dqn", "--budget", str(rllib_budget)]
+    return [*base, "bench", *peer, config, "--seed", str(seed), "--json", str(out / "result.json"), *sets]
 
 
 def _read_result(impl: str, out: Path) -> tuple[bool, float, int, dict[str, float]]:
