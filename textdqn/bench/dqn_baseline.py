@@ -32,10 +32,9 @@ import torch.nn.functional as F
 
 from textdqn.actors.evaluator import Evaluator
 from textdqn.actors.exploration import linear_decay, masked_argmax
-from textdqn.bench.train_bench import PeerRunResult
+from textdqn.bench.train_bench import PeerRunResult, check_judgeable
 from textdqn.config import Config
 from textdqn.envs import make_env
-from textdqn.errors import ConfigError
 from textdqn.network_config import NetworkConfig
 from textdqn.networks import make_q_network, state_to_numpy
 
@@ -114,12 +113,7 @@ def run_dqn_baseline(
     recipe.total_timesteps, or time_budget_s (default config.stop.time_s)."""
     from textdqn.cluster.supervisor import target_reached
 
-    if not config.stop.target_metric:
-        raise ConfigError(
-            "the DQN baseline needs stop.target_metric and stop.target_value to know when to stop"
-        )
-    if config.eval.every_env_steps < 1:
-        raise ConfigError("the DQN baseline is judged by periodic evaluation: set eval.every_env_steps > 0")
+    check_judgeable(config, "the DQN baseline")
     budget = config.stop.time_s if time_budget_s is None else time_budget_s
     set_up = time.perf_counter()
     torch.set_num_threads(1)  # one process, one env: as CleanRL runs on a laptop

@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from textdqn.bench.train_bench import PeerRunResult
+from textdqn.bench.train_bench import PeerRunResult, check_judgeable
 from textdqn.config import Config
 from textdqn.errors import ConfigError
 
@@ -123,16 +123,7 @@ def _add_greedy_evaluation(config: Any, textdqn_config: Config, eval_every_iters
 
 
 def _check_args(config: Config, time_budget_s: float, eval_every_iters: int) -> None:
-    if not config.stop.target_metric:
-        raise ConfigError(
-            "the RLlib peer needs stop.target_metric and stop.target_value to know when to stop"
-        )
-    if config.eval.episodes < 1:
-        raise ConfigError(
-            f"eval.episodes = {config.eval.episodes}: need at least 1 greedy episode per evaluation"
-        )
-    if config.eval.every_env_steps < 1:
-        raise ConfigError("the RLlib peer is judged by periodic evaluation: set eval.every_env_steps > 0")
+    check_judgeable(config, "the RLlib peer")
     if time_budget_s <= 0:
         raise ConfigError(f"time_budget_s={time_budget_s}: the time budget must be > 0 seconds")
     if eval_every_iters < 1:

@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from textdqn.config import load_config
+from textdqn.config import Config, load_config
 from textdqn.errors import ConfigError, TextDQNError
 
 IMPLS = ("serial", "local", "dqn", "rllib")
@@ -38,6 +38,15 @@ LABELS = {
     "dqn": "single-process DQN (CleanRL recipe)",
     "rllib": "RLlib DQN (PER, dueling, double, n-step)",
 }
+
+
+def check_judgeable(config: Config, who: str) -> None:
+    """ConfigError unless the config has what judging a run to its target takes: a target and
+    periodic greedy evaluation (`who` names the runner in the message)."""
+    if not config.stop.target_metric:
+        raise ConfigError(f"{who} needs stop.target_metric and stop.target_value to know when to stop")
+    if config.eval.every_env_steps < 1:
+        raise ConfigError(f"{who} is judged by periodic evaluation: set eval.every_env_steps > 0")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,8 +200,7 @@ def run_train_bench(
     if unknown or not impls:
         raise ConfigError(f"--impls takes some of {', '.join(IMPLS)} (comma-separated), got {list(impls)}")
     cfg = load_config(config, tuple(overrides))  # a bad config fails before any run
-    if not cfg.stop.target_metric:
-        raise ConfigError(f"{config} has no stop.target_metric: bench train times runs to a target")
+    check_judgeable(cfg, f"bench train of {config}")
     rows = []
     for impl in impls:
         for seed in rllib_seeds if impl == "rllib" and rllib_seeds is not None else seeds:
