@@ -161,6 +161,38 @@ def bench_learner(
     _report(learner_table(result), result, json_path)
 
 
+@bench_app.command("encoder")
+def bench_encoder(
+    ff: Annotated[str, typer.Option(help="Feed-forward widths to compare, comma-separated.")] = "256,128",
+    threads: Annotated[str, typer.Option(help="Torch threads to compare, comma-separated.")] = "1,2",
+    tokens: Annotated[str, typer.Option(help="Observation lengths to compare, comma-separated.")] = "96",
+    extras: Annotated[
+        str, typer.Option(help="Extra rows at the last setting: bf16 (CPU autocast), compile.")
+    ] = "",
+    seconds: Annotated[float, typer.Option(help="Measuring time of each row.")] = 8.0,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Also write the results here.")] = None,
+) -> None:
+    """The token Q-network's learner update (configs/dialogue-text.yaml's) under settings, in one
+    run: feed-forward width, threads, observation length, bf16, torch.compile."""
+    from textdqn.bench.encoder_bench import EncoderBenchSettings, run_encoder_bench
+    from textdqn.bench.tables import encoder_table
+
+    try:
+        settings = EncoderBenchSettings(
+            # The first row is the reference: the widest, longest setting on the fewest threads.
+            ff=_counts(ff, "--ff")[::-1],
+            threads=_counts(threads, "--threads"),
+            tokens=_counts(tokens, "--tokens", minimum=3)[::-1],
+            extras=tuple(e for e in extras.split(",") if e),
+            seconds=seconds,
+        )
+    except ConfigError as e:
+        fail(e)
+    console.print(f"token Q-network learner benchmark: batch {settings.batch}, {seconds:g} s a row")
+    result = run_encoder_bench(settings, log=lambda m: console.print(m, style="dim"))
+    _report(encoder_table(result), result, json_path)
+
+
 @bench_app.command("lm-learner")
 def bench_lm_learner(
     lm: Annotated[

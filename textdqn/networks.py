@@ -87,8 +87,8 @@ class TransformerQNetwork(nn.Module):
     vocab_size: token ids lie in [0, vocab_size); 0 is padding, masked out of attention.
     max_tokens: T, the observation length (the encoder's position embeddings).
     num_actions: A, the size of the Discrete action space.
-    layers, width, heads: the encoder, a BERT encoder built from its config (random weights,
-        no dropout, feed-forward 4·width wide, SDPA attention).
+    layers, width, heads, ff: the encoder, a BERT encoder built from its config (random
+        weights, no dropout, feed-forward ff wide (0: 4·width), SDPA attention).
     dueling: Q = V + A − mean(A) on the pooled state; otherwise one linear head.
     pretrained: a local directory with a transformers checkpoint (`AutoModel.from_pretrained`)
         used as the encoder instead (layers, width, heads ignored). Its token embeddings are
@@ -112,6 +112,7 @@ class TransformerQNetwork(nn.Module):
         dueling: bool = True,
         pretrained: str = "",
         q_scale: float = 1.0,
+        ff: int = 0,
     ) -> None:
         super().__init__()
         if min(vocab_size, max_tokens, num_actions, layers, width, heads) < 1 or width % heads:
@@ -123,7 +124,7 @@ class TransformerQNetwork(nn.Module):
         if pretrained:
             self.encoder = _load_encoder(pretrained, vocab_size, max_tokens)
         else:
-            self.encoder = _build_encoder(vocab_size, max_tokens, layers, width, heads)
+            self.encoder = _build_encoder(vocab_size, max_tokens, layers, width, heads, ff or 4 * width)
         width = self.encoder.config.hidden_size
         self.advantage = nn.Linear(width, num_actions)
         self.value = nn.Linear(width, 1) if dueling else None
@@ -201,7 +202,9 @@ class LMQNetwork(nn.Module):
         return q_values(last, self.lm.get_output_embeddings(), self.value, self.q_scale)
 
 
-def _build_encoder(vocab_size: int, max_tokens: int, layers: int, width: int, heads: int) -> nn.Module:
+def _build_encoder(
+    vocab_size: int, max_tokens: int, layers: int, width: int, heads: int, ff: int
+) -> nn.Module:
     from transformers import BertConfig, BertModel
 
     config = BertConfig(
@@ -209,7 +212,7 @@ def _build_encoder(vocab_size: int, max_tokens: int, layers: int, width: int, he
         hidden_size=width,
         num_hidden_layers=layers,
         num_attention_heads=heads,
-        intermediate_size=4 * width,
+        intermediate_size=ff,
         max_position_embeddings=max_tokens,
         type_vocab_size=1,
         # Dropout would make Q(s') noisy in the TD targets; the replay's variety regularises.
@@ -274,6 +277,7 @@ def make_q_network(
         dueling=config.dueling,
         pretrained=config.pretrained,
         q_scale=config.q_scale,
+        ff=config.encoder_ff,
     )
 
 

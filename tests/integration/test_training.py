@@ -96,6 +96,27 @@ def test_serial_runner_trains_in_ratio():
         runner.close()
 
 
+def test_serial_mode_learns_with_the_learners_threads():
+    """The worker and the evaluator set one thread for their own processes in local mode; in
+    serial mode's one process the learner gets learner.torch_threads back for its turns."""
+    import torch
+
+    from textdqn.actors.evaluator import Evaluator
+
+    cfg = _small_config()
+    cfg = dataclasses.replace(cfg, learner=dataclasses.replace(cfg.learner, torch_threads=2))
+    before = torch.get_num_threads()
+    runner = SerialRunner(cfg)
+    try:
+        Evaluator(cfg)  # built after the runner, as the supervisor does
+        assert torch.get_num_threads() == 1
+        runner.step(0.2)
+        assert torch.get_num_threads() == 2
+    finally:
+        runner.close()
+        torch.set_num_threads(before)
+
+
 def test_serial_mode_evaluates_on_the_eval_grid(tmp_path):
     """eval.every_env_steps means what it says in serial mode: a slice stops at the next grid
     point, so each evaluation comes less than one round of actor calls past it."""

@@ -394,3 +394,20 @@ def test_shipped_restaurants_fix_the_phone_by_restaurant():
     name, phone = kb.slots.index("restaurantname"), kb.slots.index("phone")
     for code in np.unique(kb.codes[:, name]):
         assert len(np.unique(kb.codes[kb.codes[:, name] == code, phone])) == 1
+
+
+def test_envs_share_a_domains_goals_until_its_file_changes(tmp_path):
+    import os
+
+    from textdqn.envs.dialogue.env import DialogueEnv
+
+    path = _edited(tmp_path, {"goals.count": 300})
+    first, second = DialogueEnv(domain=path), DialogueEnv(domain=path)
+    assert first.goals is second.goals and first.kb is second.kb  # built once per process
+    assert len(first.goals) + len(DialogueEnv(domain=path, split="test").goals) == 300
+    assert DialogueEnv(domain=path, kb_seed=1).goals is not first.goals  # another seed, other goals
+    _edited(tmp_path, {"goals.count": 200})
+    stat = os.stat(path)  # a rewrite within the clock's resolution still has to count as a change
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    edited = DialogueEnv(domain=path)
+    assert len(edited.goals) < len(first.goals)

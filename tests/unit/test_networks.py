@@ -196,6 +196,17 @@ def test_make_q_network_dispatches_token_boxes_to_the_transformer():
         torch.testing.assert_close(other(torch.from_numpy(obs)), net(torch.from_numpy(obs)))
 
 
+def test_encoder_ff_sets_the_feed_forward_width():
+    space = gym.spaces.Box(0, VOCAB - 1, (T,), np.uint16)
+    default = make_q_network(space, gym.spaces.Discrete(3), NetworkConfig(encoder_width=16, encoder_heads=2))
+    narrow = make_q_network(
+        space, gym.spaces.Discrete(3), NetworkConfig(encoder_width=16, encoder_heads=2, encoder_ff=24)
+    )
+    assert default.encoder.config.intermediate_size == 64  # BERT's 4 × the width
+    assert narrow.encoder.config.intermediate_size == 24
+    assert sum(p.numel() for p in narrow.parameters()) < sum(p.numel() for p in default.parameters())
+
+
 def test_pretrained_encoder_loads_from_a_local_directory(tmp_path):
     source = _transformer()
     source.encoder.save_pretrained(tmp_path / "encoder")

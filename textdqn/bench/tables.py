@@ -136,6 +136,19 @@ def lm_table(result: dict) -> Table:
     return table
 
 
+def encoder_table(result: dict) -> Table:
+    """bench encoder: one row per setting of the token Q-network's learner update."""
+    table = Table(title=f"token Q-network learner (batch {result['settings']['batch']}, one process)")
+    for col in ("ff", "threads", "tokens", "extra", "updates/s", "transitions/s", "vs first", "warm-up s"):
+        table.add_column(col, justify="left" if col == "extra" else "right")
+    for r in result["rows"]:
+        table.add_row(
+            str(r["ff"]), str(r["threads"]), str(r["tokens"]), r["extra"], f"{r['updates_per_s']:.2f}",
+            _fmt(r["transitions_per_s"]), f"{r['vs_first']:.2f}x", f"{r['warmup_s']:.1f}",
+        )  # fmt: skip
+    return table
+
+
 def scaling_table(rows: list[dict]) -> Table:
     """bench scaling: one row per (shards, actors) cell, steady-state rates and CPU cores used."""
     learner = any(r["learner"] for r in rows)
