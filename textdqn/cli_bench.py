@@ -167,7 +167,10 @@ def bench_encoder(
     threads: Annotated[str, typer.Option(help="Torch threads to compare, comma-separated.")] = "1,2",
     tokens: Annotated[str, typer.Option(help="Observation lengths to compare, comma-separated.")] = "96",
     extras: Annotated[
-        str, typer.Option(help="Extra rows at the last setting: bf16 (CPU autocast), compile.")
+        str,
+        typer.Option(
+            help="Extra rows at the last setting: bf16 (CPU autocast), compile, one-pass, single-q."
+        ),
     ] = "",
     seconds: Annotated[float, typer.Option(help="Measuring time of each row.")] = 8.0,
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the results here.")] = None,

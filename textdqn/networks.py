@@ -101,6 +101,9 @@ class TransformerQNetwork(nn.Module):
     forward(tokens [B, T'], T' <= max_tokens, uint16/int32/int64) -> Q [B, A] (float32).
     """
 
+    split_by_length = True
+    """run a batch of short and long rows as two passes (see forward); False: always one"""
+
     def __init__(
         self,
         vocab_size: int,
@@ -135,12 +138,26 @@ class TransformerQNetwork(nn.Module):
         tokens = tokens.long()
         mask = tokens != 0
         mask[:, 0] = True  # an all-padding row still attends somewhere: finite Q, not NaN
-        # Drop the columns that are padding in every row (exact: padding is masked out), so a
-        # batch costs its longest dialogue, not max_tokens; attention is quadratic in length.
+        # Rows sorted by length in two halves, each cut to its own longest row, when the short
+        # half is at most 3/4 as long: a learner batch of dialogues costs about 15 % less than
+        # one pass at the longest row's length. Exact either way (padding is masked out).
+        lengths = (mask * torch.arange(1, mask.shape[1] + 1, device=mask.device)).amax(dim=1)
+        half = len(tokens) // 2
+        order = lengths.argsort()
+        short, longest = int(lengths[order[half - 1]]), int(lengths[order[-1]])
+        if self.split_by_length and half >= 8 and 4 * short <= 3 * longest:
+            parts = [self._state(tokens[rows], mask[rows]) for rows in (order[:half], order[half:])]
+            state = torch.cat(parts)[order.argsort()]
+        else:
+            state = self._state(tokens, mask)
+        return q_values(state.float(), self.advantage, self.value, self.q_scale)
+
+    def _state(self, tokens: Tensor, mask: Tensor) -> Tensor:
+        """[CLS]'s final hidden state [B, width] of rows cut to their longest real length (a
+        batch costs its longest dialogue, not max_tokens; attention is quadratic in length)."""
         length = int(mask.any(dim=0).nonzero().max()) + 1
         tokens, mask = tokens[:, :length], mask[:, :length]
-        hidden = self.encoder(input_ids=tokens, attention_mask=mask.long()).last_hidden_state
-        return q_values(hidden[:, 0].float(), self.advantage, self.value, self.q_scale)
+        return self.encoder(input_ids=tokens, attention_mask=mask.long()).last_hidden_state[:, 0]
 
 
 class LMQNetwork(nn.Module):

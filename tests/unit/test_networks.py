@@ -169,6 +169,26 @@ def test_transformer_ignores_padding():
         assert not torch.allclose(net(changed), q)
 
 
+def test_a_batch_of_short_and_long_rows_in_two_passes_gives_each_rows_own_q():
+    """A batch whose short half is much shorter runs as two passes (each cut to its longest
+    row); Q and its gradients are the same as row by row."""
+    net = _transformer()
+    short, long = _tokens(rows=12, length=4, seed=1), _tokens(rows=12, length=T, seed=2)
+    tokens = torch.cat([long[:6], short, long[6:]])  # interleaved: the order must come back
+    passes, state = [], net._state
+    net._state = lambda rows, mask: passes.append(len(rows)) or state(rows, mask)
+    q = net(tokens)
+    assert passes == [12, 12]
+    for row in range(len(tokens)):
+        torch.testing.assert_close(q[row : row + 1], net(tokens[row : row + 1]))
+    q[:, 0].sum().backward()
+    grads = [p.grad.clone() for p in net.parameters() if p.grad is not None]
+    net.zero_grad()
+    sum(net(tokens[row : row + 1])[0, 0] for row in range(len(tokens))).backward()
+    for before, after in zip(grads, [p.grad for p in net.parameters() if p.grad is not None], strict=True):
+        torch.testing.assert_close(before, after, rtol=1e-4, atol=1e-5)
+
+
 def test_transformer_dueling_head_is_value_plus_centred_advantage():
     net, tokens = _transformer(), _tokens()
     with torch.no_grad():

@@ -22,6 +22,9 @@ class NStepAdder:
     completed: for an ongoing env, the one starting n steps back once its window is full; for an
     env whose episode ended (terminated or truncated), all of its pending ones. Windows still
     pending are never emitted by themselves: `clear()` drops them (e.g. after an env crash).
+
+    After a call that returned transitions, `emitted_env` holds each one's env (int [B]) and
+    `emitted_q` the `q_taken` given with its first step (float32 [B], NaN where none was).
     """
 
     def __init__(self, num_envs: int, n: int, gamma: float) -> None:
@@ -40,10 +43,13 @@ class NStepAdder:
         self._action = np.zeros((n, num_envs), dtype=np.int64)
         self._reward = np.zeros((n, num_envs), dtype=np.float64)
         self._version = np.zeros((n, num_envs), dtype=np.int32)
+        self._q_taken = np.full((n, num_envs), np.nan, dtype=np.float32)
         self._pending = np.zeros(num_envs, dtype=np.int64)  # steps stored per env, 0..n-1 between calls
         self._step = 0  # vector steps seen; step s lives in ring slot s % n
         self._with_masks: bool | None = None
         self.emitted = 0  # transitions returned so far
+        self.emitted_env = np.zeros(0, dtype=np.int64)
+        self.emitted_q = np.zeros(0, dtype=np.float32)
 
     @property
     def pending(self) -> np.ndarray:
@@ -64,6 +70,7 @@ class NStepAdder:
         truncated: np.ndarray,
         policy_version: int | np.ndarray,
         next_action_mask: np.ndarray | None = None,
+        q_taken: np.ndarray | None = None,
     ) -> TransitionBatch | None:
         """Record one vector-env step; return the transitions it completed, or None.
 
@@ -73,6 +80,8 @@ class NStepAdder:
         policy_version: int or int [N], the weight version that chose `action`.
         next_action_mask: bool [N, A] or None, the actions valid in next_obs; give it on every call
         or on none (the batch schema must not change).
+        q_taken: float [N] or None, Q(obs, action) where the policy computed it (the actor's
+        initial priorities need it; see `emitted_q`).
         """
         obs, next_obs = np.asarray(obs), np.asarray(next_obs)
         self._check_step(obs, next_obs, next_action_mask)
@@ -81,6 +90,7 @@ class NStepAdder:
         self._action[slot] = np.asarray(action)
         self._reward[slot] = np.asarray(reward)
         self._version[slot] = np.broadcast_to(np.asarray(policy_version), (self.num_envs,))
+        self._q_taken[slot] = np.nan if q_taken is None else np.asarray(q_taken, dtype=np.float32)
         self._step += 1
         self._pending += 1
 
@@ -99,6 +109,7 @@ class NStepAdder:
         discount = np.where(np.asarray(terminated, dtype=bool)[env], 0.0, self._gamma_powers[k_index])
         mask = None if next_action_mask is None else np.asarray(next_action_mask, dtype=bool)[env]
         self.emitted += env.size
+        self.emitted_env, self.emitted_q = env, self._q_taken[start, env]
         return TransitionBatch(
             obs=self._obs[start, env],
             action=self._action[start, env],

@@ -6,10 +6,16 @@ pulls weights and sends the batches to the replay shards.
 Call order: `set_weights(version, state)` whenever newer weights exist, then
 `rollout(num_env_steps) -> (batches, stats)`; each batch is a TransitionBatch of
 `send_batch_size` n-step transitions with initial priorities |δ| from the local network.
+
+Initial priorities come from the Q-values acting computes anyway, as in Ape-X: Q(s, a) when
+the action is chosen, max Q(s') when the next action is (s' is the env's next observation).
+Only transitions without them (the rule agent's warm start; an episode cut by the time limit,
+whose s' is never acted in) take a forward pass of their own.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import numpy as np
@@ -60,13 +66,17 @@ class RolloutWorker:
         self._rng = np.random.default_rng(seed)
         self._adder = NStepAdder(num_envs, config.actors.n_step, config.actors.gamma)
         self.mask_format = replay_mask_format(self.envs)
-        self._pending: list[TransitionBatch] = []
+        self._pending: list[TransitionBatch] = []  # with initial priorities
+        self._unscored: list[TransitionBatch] = []  # scored by one forward pass when sent
+        self._awaiting: list[_Awaiting] = []  # scored by the next acting pass
         self._failures_in_a_row = 0
         self._failures = 0  # in this worker's life (for logging a few, not every one)
         check_warm_start(config, envs_have(self.envs, "rule_action"))
         self._reset_envs()
 
     def _reset_envs(self) -> None:
+        self._unscored += [a.batch for a in self._awaiting]  # their s' is gone with the reset
+        self._awaiting = []
         self._obs, info = self.envs.reset(seed=int(self._rng.integers(2**31)))
         self._mask = action_masks(info, self.num_envs)
         self._adder.clear()
@@ -96,10 +106,13 @@ class RolloutWorker:
         eps = self.epsilons()
         stats.epsilon_mean = float(eps.mean())
         while stats.env_steps < num_env_steps:
+            q = None
             if self.env_steps + stats.env_steps < self.config.actors.warm_start_steps:
                 actions = self._rule_actions()
             else:
-                actions = epsilon_greedy(self.q_values(self._obs), eps, self._rng, self._mask)
+                q = self.q_values(self._obs)
+                self._score_awaiting(q)
+                actions = epsilon_greedy(q, eps, self._rng, self._mask)
             try:
                 next_obs, reward, terminated, truncated, info = self.envs.step(actions)
             except Exception as e:  # a crashed env: reset it, count it, carry on (up to a bound)
@@ -117,9 +130,10 @@ class RolloutWorker:
                 truncated,
                 self.version,
                 true_next_masks(next_mask, info),
+                q_taken=None if q is None else q[np.arange(self.num_envs), actions],
             )
             if batch is not None:
-                self._pending.append(batch)
+                self._hold(batch, terminated | truncated)
             self._track_episodes(reward, terminated | truncated, info, stats)
             self._obs, self._mask = next_obs, next_mask
             stats.env_steps += self.num_envs
@@ -170,8 +184,33 @@ class RolloutWorker:
                     if key in final:
                         stats.episode_metrics.setdefault(key, []).append(float(final[key]))
 
+    def _hold(self, batch: TransitionBatch, ended: np.ndarray) -> None:
+        """Keep the transitions `add` just returned until their initial priorities are known."""
+        q_sa, env = self._adder.emitted_q, self._adder.emitted_env
+        if np.isnan(q_sa).any():  # chosen by the rule agent: no Q-values
+            self._unscored.append(batch)
+            return
+        q_next = np.zeros((len(batch), self.envs.single_action_space.n), np.float32)
+        cut = ended[env] & (batch.discount > 0)  # cut by the time limit: s' is a final observation
+        if cut.any():
+            q_next[cut] = self.q_values(batch.next_obs[cut])
+        self._awaiting.append(_Awaiting(batch, q_sa, env, q_next, ~ended[env] & (batch.discount > 0)))
+
+    def _score_awaiting(self, q: np.ndarray) -> None:
+        """Priorities of the transitions held since the last step, from this step's Q(s')."""
+        for a in self._awaiting:
+            a.q_next[a.waiting] = q[a.env[a.waiting]]
+            self._pending.append(
+                dataclasses.replace(a.batch, priority=_priorities(a.batch, a.q_sa, a.q_next))
+            )
+        self._awaiting = []
+
     def _take_full_batches(self) -> list[TransitionBatch]:
-        """Cut the pending transitions into send-size batches with initial priorities."""
+        """Cut the scored transitions into send-size batches (scoring the unscored first)."""
+        if self._unscored:
+            merged = TransitionBatch.concat(self._unscored)
+            self._unscored = []
+            self._pending.append(dataclasses.replace(merged, priority=self.initial_priorities(merged)))
         size = self.config.actors.send_batch_size
         total = sum(len(b) for b in self._pending)
         if total < size:
@@ -180,27 +219,46 @@ class RolloutWorker:
         full = (total // size) * size
         self._pending = [merged.take(slice(full, total))] if full < total else []
         ready = merged.take(slice(0, full))
-        fields = {**ready.fields(), "priority": self.initial_priorities(ready)}
         if ready.next_action_mask is not None:  # packed or ids in replay (see textdqn/masks.py)
-            fields["next_action_mask"] = self.mask_format.encode(ready.next_action_mask)
-        ready = TransitionBatch(**fields)
+            ready = dataclasses.replace(
+                ready, next_action_mask=self.mask_format.encode(ready.next_action_mask)
+            )
         return [ready.take(slice(i, i + size)) for i in range(0, full, size)]
 
     @torch.no_grad()
     def initial_priorities(self, batch: TransitionBatch) -> np.ndarray:
         """|δ| of each transition under the local network (Ape-X: actors prioritise)."""
         q = self.net(torch.as_tensor(np.concatenate([batch.obs, batch.next_obs])))
-        q_obs, q_next = q[: len(batch)], q[len(batch) :]
-        mask = unpack_masks(batch.next_action_mask, q.shape[1])
-        mask = None if mask is None else torch.as_tensor(mask)
-        target = double_dqn_targets(
-            torch.as_tensor(batch.reward), torch.as_tensor(batch.discount), q_next, q_next, mask
-        )
-        q_sa = q_obs.gather(1, torch.as_tensor(batch.action)[:, None]).squeeze(1)
-        return (target - q_sa).abs().numpy().astype(np.float32)
+        q_obs, q_next = q[: len(batch)].numpy(), q[len(batch) :].numpy()
+        return _priorities(batch, q_obs[np.arange(len(batch)), batch.action], q_next)
 
     def close(self) -> None:
         self.envs.close()
+
+
+@dataclasses.dataclass
+class _Awaiting:
+    """Transitions whose initial priorities wait for the next acting pass's Q(s')."""
+
+    batch: TransitionBatch
+    q_sa: np.ndarray  # float32 [B], Q(s, a) when a was chosen
+    env: np.ndarray  # int [B], the env each came from
+    q_next: np.ndarray  # float32 [B, A], Q(s') where known (zeros where not needed)
+    waiting: np.ndarray  # bool [B], the rows whose s' is their env's next observation
+
+
+def _priorities(batch: TransitionBatch, q_sa: np.ndarray, q_next: np.ndarray) -> np.ndarray:
+    """|r + discount · max over the actions valid in s' of Q(s') − Q(s, a)|, float32 [B]."""
+    mask = unpack_masks(batch.next_action_mask, q_next.shape[1])
+    q_next = torch.as_tensor(q_next)
+    target = double_dqn_targets(
+        torch.as_tensor(batch.reward),
+        torch.as_tensor(batch.discount),
+        q_next,
+        q_next,
+        None if mask is None else torch.as_tensor(mask),
+    )
+    return np.abs(target.numpy() - q_sa).astype(np.float32)
 
 
 def replay_mask_format(envs) -> MaskFormat:

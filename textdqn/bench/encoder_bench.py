@@ -2,11 +2,14 @@
 
 What configs/dialogue-text.yaml's learner costs, and what each speed-up the issue lists buys:
 the feed-forward width (network.encoder_ff), torch threads (learner.torch_threads; serial
-mode used to leave the learner one thread), the observation length, bf16 autocast on the CPU
-and torch.compile. Every row runs the real `Learner.update` (double DQN, target network,
-fused Adam) on batches of dialogue-like token rows (a random real length, then padding), in
-this process, one row after another; updates/s is measured after an untimed warm-up, whose
-length is reported too (torch.compile's is the compile time a run would pay).
+mode used to leave the learner one thread), the observation length, bf16 autocast on the CPU,
+torch.compile, one pass per batch instead of two passes split by length, and plain instead of
+double DQN targets. Every row runs
+the real `Learner.update` (double DQN, target network, fused Adam) on batches of real dialogue
+observations (movie-booking dialogues played by the rule agent, every turn of each: every
+length a dialogue goes through), in this process, one row after another. updates/s is
+measured after an untimed warm-up, whose length is reported too (torch.compile's is the
+compile time a run would pay).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from textdqn.errors import ConfigError
 from textdqn.learner.learner import Learner
 from textdqn.types import TransitionBatch, WeightedSample
 
-EXTRAS = ("bf16", "compile")
+EXTRAS = ("bf16", "compile", "one-pass", "single-q")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,16 +41,18 @@ class EncoderBenchSettings:
     tokens: tuple[int, ...] = (96,)
     """observation lengths to compare (dialogue-text's max_tokens)"""
     extras: tuple[str, ...] = ()
-    """extra rows at the last ff, threads and length: bf16 (CPU autocast), compile"""
+    """extra rows at the last ff, threads and length: bf16 (CPU autocast), compile, one-pass
+    (every batch in one pass at its longest row's length, as before the two-pass split),
+    single-q (learner.double_q off: the target network alone picks and values a', one forward
+    pass fewer an update)"""
     batch: int = 64
     """transitions per update (dialogue-text's learner batch)"""
     seconds: float = 8.0
     """measuring time of each row"""
     warmup_updates: int = 5
     """untimed updates first (allocator, caches; torch.compile compiles here)"""
-    vocab: int = 215
-    """token ids lie in [0, vocab) (the movies domain's word-level vocabulary)"""
-    num_actions: int = 30
+    num_actions: int = 25
+    """the movies domain's system acts"""
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.extras) - set(EXTRAS))
@@ -64,39 +69,57 @@ def _variants(s: EncoderBenchSettings) -> list[dict]:
     return rows + [{**last, "extra": e} for e in s.extras]
 
 
-def _batches(s: EncoderBenchSettings, tokens: int, count: int = 8) -> list[WeightedSample]:
+def _dialogue_rows(tokens: int, count: int, seed: int = 0) -> tuple[np.ndarray, int]:
+    """`count` token observations of movie-booking dialogues played by the rule agent (every
+    turn of each, so every length a dialogue goes through), and the vocabulary size."""
+    from textdqn.envs.dialogue.env import DialogueEnv
+
+    env = DialogueEnv(domain="movies", observation="tokens", max_tokens=tokens)
+    rows: list[np.ndarray] = []
+    episode = seed
+    while len(rows) < count:
+        obs, _ = env.reset(seed=episode)
+        done = False
+        while not done:
+            rows.append(obs)
+            obs, _, terminated, truncated, _ = env.step(env.rule_action())
+            done = terminated or truncated
+        episode += 1
+    order = np.random.default_rng(seed).permutation(len(rows))[:count]
+    return np.stack(rows)[order], len(env.tokenizer)
+
+
+def _batches(s: EncoderBenchSettings, tokens: int, count: int = 8) -> tuple[list[WeightedSample], int]:
     rng = np.random.default_rng(0)
-
-    def rows() -> np.ndarray:
-        ids = rng.integers(1, s.vocab, (s.batch, tokens), dtype=np.int64).astype(np.uint16)
-        lengths = rng.integers(tokens // 4, tokens + 1, s.batch)  # dialogues of every length so far
-        ids[np.arange(tokens) >= lengths[:, None]] = 0
-        return ids
-
+    rows, vocab = _dialogue_rows(tokens, 2 * count * s.batch)
     out = []
-    for _ in range(count):
+    for i in range(count):
+        obs, next_obs = rows[2 * i * s.batch :][: s.batch], rows[(2 * i + 1) * s.batch :][: s.batch]
         batch = TransitionBatch(
-            obs=rows(),
+            obs=obs,
             action=rng.integers(0, s.num_actions, s.batch),
             reward=rng.standard_normal(s.batch, dtype=np.float32),
             discount=np.full(s.batch, 0.97, np.float32),
-            next_obs=rows(),
+            next_obs=next_obs,
             policy_version=np.zeros(s.batch, np.int32),
         )
         out.append(WeightedSample(batch, np.ones(s.batch, np.float32), np.arange(s.batch), 0))
-    return out
+    return out, vocab
 
 
-def _learner(s: EncoderBenchSettings, v: dict) -> Learner:
+def _learner(s: EncoderBenchSettings, v: dict, vocab: int) -> Learner:
     network = NetworkConfig(
         kind="encoder", encoder_layers=2, encoder_width=64, encoder_heads=4, encoder_ff=v["ff"], q_scale=40.0
     )
-    config = Config(
-        network=network, learner=LearnerConfig(batch_size=s.batch, torch_threads=v["threads"], device="cpu")
+    settings = LearnerConfig(
+        batch_size=s.batch, torch_threads=v["threads"], device="cpu", double_q=v["extra"] != "single-q"
     )
+    config = Config(network=network, learner=settings)
     torch.manual_seed(0)
-    space = gym.spaces.Box(0, s.vocab - 1, (v["tokens"],), np.uint16)
+    space = gym.spaces.Box(0, vocab - 1, (v["tokens"],), np.uint16)
     learner = Learner(config, space, gym.spaces.Discrete(s.num_actions))
+    if v["extra"] == "one-pass":
+        learner.online.split_by_length = learner.target.split_by_length = False
     if v["extra"] == "compile":  # what a run would get from compiling both networks
         learner.online, learner.target = torch.compile(learner.online), torch.compile(learner.target)
     return learner
@@ -105,8 +128,9 @@ def _learner(s: EncoderBenchSettings, v: dict) -> Learner:
 def measure(s: EncoderBenchSettings, v: dict) -> dict:
     """One row: updates/s of `Learner.update` under variant v, and its warm-up seconds."""
     before = torch.get_num_threads()
-    learner = _learner(s, v)
-    samples = itertools.cycle(_batches(s, v["tokens"]))
+    batches, vocab = _batches(s, v["tokens"])
+    learner = _learner(s, v, vocab)
+    samples = itertools.cycle(batches)
     precision = (
         torch.autocast("cpu", dtype=torch.bfloat16) if v["extra"] == "bf16" else contextlib.nullcontext()
     )
