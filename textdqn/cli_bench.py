@@ -161,6 +161,29 @@ def bench_learner(
     _report(learner_table(result), result, json_path)
 
 
+@bench_app.command("actor")
+def bench_actor(
+    config: Annotated[
+        str, typer.Argument(help="The config whose actor to run.")
+    ] = "configs/dialogue-text.yaml",
+    seconds: Annotated[float, typer.Option(help="Measuring time of each setting.")] = 30.0,
+    overrides: Overrides = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Also write the results here.")] = None,
+) -> None:
+    """One rollout actor's env steps/s: initial priorities from acting's Q-values vs a forward
+    pass over every sent batch, in one run."""
+    from textdqn.bench.actor_bench import run_actor_bench
+    from textdqn.bench.tables import actor_table
+    from textdqn.config import load_config
+
+    try:
+        cfg = load_config(config, tuple(overrides or ()))
+        result = run_actor_bench(cfg, seconds=seconds, log=lambda m: console.print(m, style="dim"))
+    except TextDQNError as e:
+        fail(e)
+    _report(actor_table(result), result, json_path)
+
+
 @bench_app.command("encoder")
 def bench_encoder(
     ff: Annotated[str, typer.Option(help="Feed-forward widths to compare, comma-separated.")] = "256,128",

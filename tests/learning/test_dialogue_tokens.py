@@ -2,8 +2,9 @@
 target (greedy success >= 0.90 over 500 test-goal dialogues) within its env-step budget,
 with the distributed trainer (local mode).
 
-It needs 12-25 minutes of a 2-core machine to itself, more than CI's budget next to the other
-tests, so it runs only when asked: `TEXTDQN_SLOW_TESTS=1 pytest tests/learning/test_dialogue_tokens.py`.
+It needs about 7 minutes of a 2-core machine to itself (423 s on 2026-11-30), more than CI's
+budget leaves next to the other tests, so it runs only when asked:
+`TEXTDQN_SLOW_TESTS=1 pytest tests/learning/test_dialogue_tokens.py`.
 The budget is in env steps, never wall-clock: the time limit is switched off here.
 """
 
@@ -16,7 +17,7 @@ pytestmark = [
     pytest.mark.timeout(3600),
     pytest.mark.skipif(
         os.environ.get("TEXTDQN_SLOW_TESTS") != "1",
-        reason="12-25 min on 2 cores: run with TEXTDQN_SLOW_TESTS=1",
+        reason="about 7 min on 2 cores: run with TEXTDQN_SLOW_TESTS=1",
     ),
 ]
 

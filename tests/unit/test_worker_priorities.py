@@ -40,6 +40,29 @@ def test_acted_priorities_equal_a_forward_pass_over_the_batch(case):
     terminated = sum(int((b.discount == 0).sum()) for b in batches)
     assert (terminated if case == "dialogue" else cut) > 0  # the episode ends each case is for
     # Only the rule agent's warm-start transitions took a forward pass of their own.
-    assert sum(forward) == 0 if not warm else 0 < sum(forward) <= warm + config.env.num_envs
+    assert sum(forward) == 0 if not warm else 0 < sum(forward) <= warm
     for batch in batches:
         np.testing.assert_allclose(batch.priority, worker.initial_priorities(batch), rtol=1e-5, atol=1e-4)
+
+
+def test_bench_actor_compares_both_ways_in_one_run():
+    from textdqn.bench.actor_bench import run_actor_bench
+    from textdqn.config import load_config
+
+    config = load_config("configs/cartpole.yaml", ("env.num_envs=4", "actors.sync_every=32"))
+    result = run_actor_bench(config, seconds=0.4, rounds=2, log=lambda m: None)
+    rates = {r["priorities"]: r["env_steps_per_s"] for r in result["rows"]}
+    assert set(rates) == {"acted", "forward pass"} and min(rates.values()) > 0
+    assert result["ratio_acted_vs_forward"] == rates["acted"] / rates["forward pass"]
+
+
+def test_without_acted_priorities_every_batch_takes_a_forward_pass():
+    config = Config(
+        env=CASES["cartpole"], network=NetworkConfig(hidden=(32,)), actors=ActorConfig(send_batch_size=16)
+    )
+    worker = RolloutWorker(config, 0, seed=1)
+    worker.acted_priorities = False
+    forward, score = [], worker.initial_priorities
+    worker.initial_priorities = lambda batch: forward.append(len(batch)) or score(batch)
+    sent, _ = worker.rollout(256)
+    assert sent and sum(forward) >= sum(len(b) for b in sent)

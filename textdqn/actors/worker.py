@@ -50,6 +50,10 @@ class RolloutWorker:
     decaying schedule the base ε decays with this worker's env steps.
     """
 
+    acted_priorities = True
+    """initial priorities from acting's Q-values; False: a forward pass over every sent batch
+    (what actors did before; `textdqn bench actor` compares the two)"""
+
     def __init__(self, config: Config, worker_index: int, seed: int = 0, start_env_steps: int = 0) -> None:
         # Batched inference of a small network: one thread, so that idle OpenMP workers do
         # not spin on the cores the learner needs.
@@ -187,9 +191,13 @@ class RolloutWorker:
     def _hold(self, batch: TransitionBatch, ended: np.ndarray) -> None:
         """Keep the transitions `add` just returned until their initial priorities are known."""
         q_sa, env = self._adder.emitted_q, self._adder.emitted_env
-        if np.isnan(q_sa).any():  # chosen by the rule agent: no Q-values
-            self._unscored.append(batch)
-            return
+        chosen_by_rule = np.isnan(q_sa) if self.acted_priorities else np.ones(len(batch), bool)
+        if chosen_by_rule.any():  # no Q-values from acting: a forward pass when sent
+            self._unscored.append(batch.take(np.flatnonzero(chosen_by_rule)))
+            if chosen_by_rule.all():
+                return
+            acted = np.flatnonzero(~chosen_by_rule)
+            batch, q_sa, env = batch.take(acted), q_sa[acted], env[acted]
         q_next = np.zeros((len(batch), self.envs.single_action_space.n), np.float32)
         cut = ended[env] & (batch.discount > 0)  # cut by the time limit: s' is a final observation
         if cut.any():

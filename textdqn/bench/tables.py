@@ -136,6 +136,18 @@ def lm_table(result: dict) -> Table:
     return table
 
 
+def actor_table(result: dict) -> Table:
+    """bench actor: one rollout actor's env steps/s under each way of computing priorities."""
+    n = result["settings"]["num_envs"]
+    table = Table(title=f"rollout actor ({result['config']}, {n} envs, one thread)")
+    table.add_column("initial priorities")
+    table.add_column("env steps/s", justify="right")
+    for r in result["rows"]:
+        table.add_row(r["priorities"], f"{r['env_steps_per_s']:,.0f}")
+    table.caption = f"acted / forward pass: {result['ratio_acted_vs_forward']:.2f}x"
+    return table
+
+
 def encoder_table(result: dict) -> Table:
     """bench encoder: one row per setting of the token Q-network's learner update."""
     table = Table(title=f"token Q-network learner (batch {result['settings']['batch']}, one process)")
