@@ -4,12 +4,11 @@ What configs/dialogue-text.yaml's learner costs, and what each speed-up the issu
 the feed-forward width (network.encoder_ff), torch threads (learner.torch_threads; serial
 mode used to leave the learner one thread), the observation length, bf16 autocast on the CPU,
 torch.compile, one pass per batch instead of two passes split by length, and plain instead of
-double DQN targets. Every row runs
-the real `Learner.update` (double DQN, target network, fused Adam) on batches of real dialogue
-observations (movie-booking dialogues played by the rule agent, every turn of each: every
-length a dialogue goes through), in this process, one row after another. updates/s is
-measured after an untimed warm-up, whose length is reported too (torch.compile's is the
-compile time a run would pay).
+double DQN targets. Every row runs the real `Learner.update` (double DQN, target network,
+fused Adam) on batches of real dialogue observations (movie-booking dialogues played by the
+rule agent, every turn of each: every length a dialogue goes through), in this process, one
+row after another. updates/s is measured after an untimed warm-up, whose length is reported
+too (torch.compile's is the compile time a run would pay).
 """
 
 from __future__ import annotations
