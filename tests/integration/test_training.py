@@ -97,8 +97,9 @@ def test_serial_runner_trains_in_ratio():
 
 
 def test_serial_mode_learns_with_the_learners_threads():
-    """The worker and the evaluator set one thread for their own processes in local mode; in
-    serial mode's one process the learner gets learner.torch_threads back for its turns."""
+    """Only the processes' owners set torch's threads (a rollout actor's and local mode's
+    driver: one); in serial mode's one process the learner's learner.torch_threads hold, also
+    after the evaluator is built and through the runner's steps."""
     import torch
 
     from textdqn.actors.evaluator import Evaluator
@@ -106,10 +107,11 @@ def test_serial_mode_learns_with_the_learners_threads():
     cfg = _small_config()
     cfg = dataclasses.replace(cfg, learner=dataclasses.replace(cfg.learner, torch_threads=2))
     before = torch.get_num_threads()
+    torch.set_num_threads(1)
     runner = SerialRunner(cfg)
     try:
         Evaluator(cfg)  # built after the runner, as the supervisor does
-        assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
         runner.step(0.2)
         assert torch.get_num_threads() == 2
     finally:

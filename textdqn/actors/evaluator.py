@@ -88,7 +88,6 @@ class Evaluator:
     """
 
     def __init__(self, config: Config, seed: int = 10_000) -> None:
-        torch.set_num_threads(1)  # as in RolloutWorker: leave the cores to the learner
         self.num_envs = config.eval.num_envs
         env = dataclasses.replace(config.env, kwargs={**config.env.kwargs, **config.eval.env_kwargs})
         self.envs = make_vector_env(env, self.num_envs)

@@ -55,9 +55,6 @@ class RolloutWorker:
     (what actors did before; `textdqn bench actor` compares the two)"""
 
     def __init__(self, config: Config, worker_index: int, seed: int = 0, start_env_steps: int = 0) -> None:
-        # Batched inference of a small network: one thread, so that idle OpenMP workers do
-        # not spin on the cores the learner needs.
-        torch.set_num_threads(1)
         self.config = config
         self.index = worker_index
         num_envs = config.env.num_envs

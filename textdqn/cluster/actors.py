@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import ray
+import torch
 
 from textdqn.actors.actor import Actor, LatestWeights
 from textdqn.actors.worker import RolloutWorker
@@ -86,6 +87,9 @@ class RolloutActor:
     def __init__(
         self, config: Config, index: int, shards: list, store, seed: int, start_env_steps: int = 0
     ) -> None:
+        # Batched inference of a small network: one thread, so that idle OpenMP workers do
+        # not spin on the cores the learner needs.
+        torch.set_num_threads(1)
         writer = ShardedWriter(
             RayShards(shards), writer_index=index, max_in_flight=config.replay.insert_in_flight
         )

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import ray
+import torch
 from ray.exceptions import RayActorError, RayError
 
 from textdqn.cluster.actors import ParameterStore
@@ -73,6 +74,9 @@ class RayRunner:
         """`restore_learner` returns the learner state a dead learner restarts from (the
         run's last checkpoint); `actor_env_steps` the env steps each actor had made (resume);
         `with_learner=False` runs the actors and shards alone (bench scaling --no-learner)."""
+        # The driver only supervises and evaluates: one thread, leaving the cores to the
+        # actors and the learner (their processes set their own).
+        torch.set_num_threads(1)
         self.config = config
         self.started_ray = init_ray(address=address, num_cpus=None if address else _logical_cpus(config))
         try:

@@ -13,8 +13,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import torch
-
 from textdqn.actors.actor import Actor, LatestWeights
 from textdqn.actors.worker import RolloutWorker
 from textdqn.cluster.progress import Progress
@@ -103,10 +101,6 @@ class SerialRunner:
     def step(self, seconds: float, env_steps: int | None = None) -> Progress:
         """Alternate acting and learning for about `seconds`, or until `env_steps` more env
         steps are made (the next evaluation's point: serial mode evaluates on its grid)."""
-        # One process and nothing beside it: everything may use the learner's threads. The
-        # worker and evaluator constructors set one thread (right for their own processes in
-        # local mode), which in this process would otherwise slow the learner ever after.
-        torch.set_num_threads(self.config.learner.torch_threads)
         progress = Progress(learner=LearnerStats())
         per_update = self.config.learner.batch_size / self.config.replay.rate_limiter.samples_per_insert
         deadline = time.perf_counter() + seconds
