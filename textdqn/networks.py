@@ -146,17 +146,16 @@ class TransformerQNetwork(nn.Module):
         order = lengths.argsort()
         short, longest = int(lengths[order[half - 1]]), int(lengths[order[-1]])
         if self.split_by_length and half >= 8 and 4 * short <= 3 * longest:
-            parts = [self._state(tokens[rows], mask[rows]) for rows in (order[:half], order[half:])]
+            halves = ((order[:half], short), (order[half:], longest))
+            parts = [self._state(tokens[rows, :n], mask[rows, :n]) for rows, n in halves]
             state = torch.cat(parts)[order.argsort()]
         else:
-            state = self._state(tokens, mask)
+            state = self._state(tokens[:, :longest], mask[:, :longest])
         return q_values(state.float(), self.advantage, self.value, self.q_scale)
 
     def _state(self, tokens: Tensor, mask: Tensor) -> Tensor:
-        """[CLS]'s final hidden state [B, width] of rows cut to their longest real length (a
-        batch costs its longest dialogue, not max_tokens; attention is quadratic in length)."""
-        length = int(mask.any(dim=0).nonzero().max()) + 1
-        tokens, mask = tokens[:, :length], mask[:, :length]
+        """[CLS]'s final hidden state [B, width] of rows already cut to their longest real
+        length (a batch costs its longest dialogue, not max_tokens; attention is quadratic)."""
         return self.encoder(input_ids=tokens, attention_mask=mask.long()).last_hidden_state[:, 0]
 
 

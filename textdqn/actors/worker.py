@@ -133,9 +133,10 @@ class RolloutWorker:
                 true_next_masks(next_mask, info),
                 q_taken=None if q is None else q[np.arange(self.num_envs), actions],
             )
+            ended = terminated | truncated
             if batch is not None:
-                self._hold(batch, terminated | truncated)
-            self._track_episodes(reward, terminated | truncated, info, stats)
+                self._hold(batch, ended)
+            self._track_episodes(reward, ended, info, stats)
             self._obs, self._mask = next_obs, next_mask
             stats.env_steps += self.num_envs
         self.env_steps += stats.env_steps

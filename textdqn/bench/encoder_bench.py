@@ -50,8 +50,6 @@ class EncoderBenchSettings:
     """measuring time of each row"""
     warmup_updates: int = 5
     """untimed updates first (allocator, caches; torch.compile compiles here)"""
-    num_actions: int = 25
-    """the movies domain's system acts"""
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.extras) - set(EXTRAS))
@@ -68,9 +66,9 @@ def _variants(s: EncoderBenchSettings) -> list[dict]:
     return rows + [{**last, "extra": e} for e in s.extras]
 
 
-def _dialogue_rows(tokens: int, count: int, seed: int = 0) -> tuple[np.ndarray, int]:
+def _dialogue_rows(tokens: int, count: int, seed: int = 0) -> tuple[np.ndarray, gym.Space, gym.Space]:
     """`count` token observations of movie-booking dialogues played by the rule agent (every
-    turn of each, so every length a dialogue goes through), and the vocabulary size."""
+    turn of each, so every length a dialogue goes through), and the env's spaces."""
     from textdqn.envs.dialogue.env import DialogueEnv
 
     env = DialogueEnv(domain="movies", observation="tokens", max_tokens=tokens)
@@ -85,28 +83,28 @@ def _dialogue_rows(tokens: int, count: int, seed: int = 0) -> tuple[np.ndarray, 
             done = terminated or truncated
         episode += 1
     order = np.random.default_rng(seed).permutation(len(rows))[:count]
-    return np.stack(rows)[order], len(env.tokenizer)
+    return np.stack(rows)[order], env.observation_space, env.action_space
 
 
-def _batches(s: EncoderBenchSettings, tokens: int, count: int = 8) -> tuple[list[WeightedSample], int]:
+def _batches(s: EncoderBenchSettings, tokens: int, count: int = 8) -> tuple[list[WeightedSample], tuple]:
     rng = np.random.default_rng(0)
-    rows, vocab = _dialogue_rows(tokens, 2 * count * s.batch)
+    rows, obs_space, act_space = _dialogue_rows(tokens, 2 * count * s.batch)
     out = []
     for i in range(count):
         obs, next_obs = rows[2 * i * s.batch :][: s.batch], rows[(2 * i + 1) * s.batch :][: s.batch]
         batch = TransitionBatch(
             obs=obs,
-            action=rng.integers(0, s.num_actions, s.batch),
+            action=rng.integers(0, act_space.n, s.batch),
             reward=rng.standard_normal(s.batch, dtype=np.float32),
             discount=np.full(s.batch, 0.97, np.float32),
             next_obs=next_obs,
             policy_version=np.zeros(s.batch, np.int32),
         )
         out.append(WeightedSample(batch, np.ones(s.batch, np.float32), np.arange(s.batch), 0))
-    return out, vocab
+    return out, (obs_space, act_space)
 
 
-def _learner(s: EncoderBenchSettings, v: dict, vocab: int) -> Learner:
+def _learner(s: EncoderBenchSettings, v: dict, spaces: tuple) -> Learner:
     network = NetworkConfig(
         kind="encoder", encoder_layers=2, encoder_width=64, encoder_heads=4, encoder_ff=v["ff"], q_scale=40.0
     )
@@ -115,8 +113,7 @@ def _learner(s: EncoderBenchSettings, v: dict, vocab: int) -> Learner:
     )
     config = Config(network=network, learner=settings)
     torch.manual_seed(0)
-    space = gym.spaces.Box(0, vocab - 1, (v["tokens"],), np.uint16)
-    learner = Learner(config, space, gym.spaces.Discrete(s.num_actions))
+    learner = Learner(config, *spaces)
     if v["extra"] == "one-pass":
         learner.online.split_by_length = learner.target.split_by_length = False
     if v["extra"] == "compile":  # what a run would get from compiling both networks
@@ -127,8 +124,8 @@ def _learner(s: EncoderBenchSettings, v: dict, vocab: int) -> Learner:
 def measure(s: EncoderBenchSettings, v: dict) -> dict:
     """One row: updates/s of `Learner.update` under variant v, and its warm-up seconds."""
     before = torch.get_num_threads()
-    batches, vocab = _batches(s, v["tokens"])
-    learner = _learner(s, v, vocab)
+    batches, spaces = _batches(s, v["tokens"])
+    learner = _learner(s, v, spaces)
     samples = itertools.cycle(batches)
     precision = (
         torch.autocast("cpu", dtype=torch.bfloat16) if v["extra"] == "bf16" else contextlib.nullcontext()
