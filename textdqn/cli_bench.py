@@ -167,18 +167,27 @@ def bench_actor(
         str, typer.Argument(help="The config whose actor to run.")
     ] = "configs/dialogue-text.yaml",
     seconds: Annotated[float, typer.Option(help="Measuring time of each setting.")] = 30.0,
+    compare: Annotated[
+        str,
+        typer.Option(
+            help="priorities: acted initial priorities vs a forward pass over every batch; kv-cache "
+            "(network kind lm): KV-cached reads of each env's new token vs whole texts."
+        ),
+    ] = "priorities",
     overrides: Overrides = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the results here.")] = None,
 ) -> None:
-    """One rollout actor's env steps/s: initial priorities from acting's Q-values vs a forward
-    pass over every sent batch, in one run."""
+    """One rollout actor's env steps/s under two settings, in one run: initial priorities from
+    acting's Q-values vs a forward pass over every sent batch, or KV-cached reads vs whole texts."""
     from textdqn.bench.actor_bench import run_actor_bench
     from textdqn.bench.tables import actor_table
     from textdqn.config import load_config
 
     try:
         cfg = load_config(config, tuple(overrides or ()))
-        result = run_actor_bench(cfg, seconds=seconds, log=lambda m: console.print(m, style="dim"))
+        result = run_actor_bench(
+            cfg, seconds=seconds, compare=compare, log=lambda m: console.print(m, style="dim")
+        )
     except TextDQNError as e:
         fail(e)
     _report(actor_table(result), result, json_path)

@@ -51,6 +51,15 @@ class NetworkConfig:
     lm: dict[str, Any] = dataclasses.field(default_factory=dict)
     """kind lm: the causal LM to start from, the env's lm spec: {path: local checkpoint} or
     {layers, width, heads, seed} (a GPT-2 built from a seed); vocabulary = the action space"""
+    lm_train_layers: int = 0
+    """kind lm: train only the top N transformer layers, the final norm and the V head; the
+    embeddings, the LM head (often tied to them) and the lower layers keep the checkpoint's
+    weights, so the backward pass stops N layers down (0: train the whole LM)"""
+    kv_cache: bool = False
+    """kind lm: actors and evaluators act with a KV cache per env (each step reads only the new
+    token of each env's text, batched across envs) instead of a forward pass over every whole
+    text; the same Q-values. It pays for large LMs (SmolLM2: see the README), not for the
+    shipped 2-layer one"""
 
     _RULES: ClassVar[dict[str, Rule]] = {
         "q_scale": above(0, "a float"),
@@ -58,6 +67,7 @@ class NetworkConfig:
         "encoder_width": at_least(1),
         "encoder_heads": at_least(1),
         "encoder_ff": at_least(0),
+        "lm_train_layers": at_least(0),
     }
 
     def _check(self, path: str) -> list[str]:
@@ -90,6 +100,9 @@ class NetworkConfig:
             ]
         if self.kind != "lm" and self.lm:
             return [f"{lm} is set but {kind} = {self.kind!r} does not use it: set {kind} to 'lm' or drop it"]
+        if self.kind != "lm" and (self.kv_cache or self.lm_train_layers):
+            name = "kv_cache" if self.kv_cache else "lm_train_layers"
+            return [f"{join(path, name)} is for {kind} = 'lm' (a causal LM): drop it for {self.kind!r}"]
         return lm_spec_problems(self.lm, lm)
 
 

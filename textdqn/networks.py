@@ -173,6 +173,8 @@ class LMQNetwork(nn.Module):
         greedy policy). Logits are defined only up to a per-state constant, which softmax
         ignores but a bootstrapped target would not; centring drops that arbitrary level and
         V learns the state's value. False: Q = the logits (Soft Q-Learning's parameterisation).
+    train_layers: N > 0 trains only the top N transformer layers and the final norm (and V);
+        the embeddings, the LM head and the lower layers are frozen (network.lm_train_layers).
     q_scale: Q = q_scale × the above: a temperature that brings the logits (a trained LM's
         spread over ±10) to the rewards' scale (e.g. a coverage in [0, 1]) without changing
         the greedy policy, so training refines the LM's preferences instead of first shrinking
@@ -189,7 +191,7 @@ class LMQNetwork(nn.Module):
     forward(obs [B, 1 + T'], uint16/int32/int64) -> Q [B, V] (float32).
     """
 
-    def __init__(self, lm: nn.Module, dueling: bool = True, q_scale: float = 1.0) -> None:
+    def __init__(self, lm: nn.Module, dueling: bool = True, q_scale: float = 1.0, train_layers: int = 0) -> None:
         super().__init__()
         self.q_scale = float(q_scale)
         if getattr(lm, "base_model", lm) is lm or lm.get_output_embeddings() is None:
@@ -198,6 +200,8 @@ class LMQNetwork(nn.Module):
         for module in lm.modules():
             if isinstance(module, nn.Dropout):
                 module.p = 0.0
+        if train_layers:
+            _freeze_below(lm, train_layers)
         head = lm.get_output_embeddings()
         self.value = nn.Linear(head.weight.shape[1], 1) if dueling else None
         if self.value is not None:
@@ -216,6 +220,25 @@ class LMQNetwork(nn.Module):
         hidden = hidden.last_hidden_state
         last = hidden[torch.arange(len(obs), device=obs.device), lengths - 1]
         return q_values(last, self.lm.get_output_embeddings(), self.value, self.q_scale)
+
+
+def _freeze_below(lm: nn.Module, train_layers: int) -> None:
+    """Freeze all of `lm` but its top `train_layers` transformer layers and its final norm (the
+    modules after the layer list in its base model: GPT-2's ln_f, Llama's norm)."""
+    lists = [m for m in lm.base_model.children() if isinstance(m, nn.ModuleList)]
+    if len(lists) != 1:
+        raise ConfigError(f"network.lm_train_layers: cannot find the transformer layers of {type(lm).__name__}")
+    layers = lists[0]
+    if train_layers > len(layers):
+        raise ConfigError(
+            f"network.lm_train_layers = {train_layers} exceeds the LM's {len(layers)} layers: set at most "
+            f"{len(layers)} (or 0 to train the whole LM)"
+        )
+    lm.requires_grad_(False)
+    layers[len(layers) - train_layers :].requires_grad_(True)
+    children = list(lm.base_model.children())
+    for module in children[children.index(layers) + 1 :]:
+        module.requires_grad_(True)
 
 
 def _build_encoder(
@@ -355,7 +378,7 @@ def _make_lm_q_network(space: gym.spaces.Box, num_actions: int, config: NetworkC
             f"{source} takes at most {positions} tokens but observations hold up to {max_tokens}: "
             f"lower the env's maximum length to {positions} or use another checkpoint"
         )
-    return LMQNetwork(lm, dueling=config.dueling, q_scale=config.q_scale)
+    return LMQNetwork(lm, dueling=config.dueling, q_scale=config.q_scale, train_layers=config.lm_train_layers)
 
 
 def state_to_numpy(module: nn.Module) -> dict[str, np.ndarray]:

@@ -255,3 +255,26 @@ def test_learner_updates_an_lm_q_network_on_cuda_in_bf16():
     np.testing.assert_allclose(results[True].priorities, results[False].priorities, rtol=0.05, atol=0.05)
     cpu = _lm_learner("cpu").update(sample)
     np.testing.assert_allclose(results[False].priorities, cpu.priorities, rtol=1e-3, atol=1e-3)
+
+
+def test_lm_train_layers_updates_only_the_top_layers_final_norm_and_value_head():
+    spec = {**SPEC, "layers": 3}
+    config = Config(
+        network=NetworkConfig(kind="lm", lm=spec, dueling=True, lm_train_layers=1),
+        learner=LearnerConfig(device="cpu", lr=1e-2),
+    )
+    learner = Learner(config, OBS_SPACE, ACTIONS)
+    before = {n: p.detach().clone() for n, p in learner.online.named_parameters()}
+    for _ in range(3):
+        assert learner.update(_lm_sample()) is not None
+    changed = {n for n, p in learner.online.named_parameters() if not torch.equal(before[n], p)}
+    trained = {n for n, p in learner.online.named_parameters() if p.requires_grad}
+    assert changed and changed <= trained
+    assert all(n.startswith(("lm.transformer.h.2.", "lm.transformer.ln_f.", "value.")) for n in trained)
+    assert "lm.transformer.wte.weight" not in changed  # the embeddings, and the LM head tied to them
+    with pytest.raises(ConfigError, match=r"lm_train_layers = 4 exceeds the LM's 3 layers"):
+        make_q_network(OBS_SPACE, ACTIONS, NetworkConfig(kind="lm", lm=spec, lm_train_layers=4))
+    with pytest.raises(ConfigError, match=r"network\.lm_train_layers is for network\.kind = 'lm'"):
+        validate(Config(network=NetworkConfig(lm_train_layers=2)))
+    with pytest.raises(ConfigError, match=r"network\.kv_cache is for network\.kind = 'lm'"):
+        validate(Config(network=NetworkConfig(kv_cache=True)))

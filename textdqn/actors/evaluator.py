@@ -16,6 +16,7 @@ from textdqn.actors.exploration import masked_argmax
 from textdqn.config import Config
 from textdqn.envs import action_masks, envs_have, episode_infos, make_env, make_vector_env
 from textdqn.errors import ConfigError
+from textdqn.lm_cache import acting_q
 from textdqn.networks import load_numpy_state_, make_acting_network
 
 
@@ -93,16 +94,18 @@ class Evaluator:
         self.envs = make_vector_env(env, self.num_envs)
         self._env_config = env
         self.net = make_acting_network(self.envs, config.network)
+        self._q = acting_q(self.net, config.network.kv_cache)
         self._seed = seed
 
     @torch.no_grad()
     def evaluate(self, weights: dict[str, np.ndarray], episodes: int) -> dict[str, float]:
         """The greedy policy of `weights`: see `run` for the metrics."""
         load_numpy_state_(self.net, weights)
+        self._q.clear()
         return self.run(self._greedy, episodes)
 
     def _greedy(self, obs: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-        return masked_argmax(self.net(torch.as_tensor(obs)).numpy(), mask)
+        return masked_argmax(self._q(torch.as_tensor(obs)).numpy(), mask)
 
     def run(self, policy: Policy, episodes: int) -> dict[str, float]:
         """return_mean, return_std, length_mean, episodes, and the means of the env's numeric
@@ -164,6 +167,7 @@ class Evaluator:
                 )
             if agent == "greedy":
                 load_numpy_state_(self.net, weights or {})
+                self._q.clear()
                 policy = self._greedy
             else:
                 policy = baseline_policy(agent, envs, self._seed)

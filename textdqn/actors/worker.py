@@ -35,6 +35,7 @@ from textdqn.envs import (
 )
 from textdqn.errors import EnvError
 from textdqn.learner.losses import double_dqn_targets
+from textdqn.lm_cache import acting_q
 from textdqn.masks import MaskFormat, choose_mask_format, unpack_masks
 from textdqn.networks import load_numpy_state_, make_acting_network
 from textdqn.types import RolloutStats, TransitionBatch
@@ -60,6 +61,7 @@ class RolloutWorker:
         num_envs = config.env.num_envs
         self.envs = make_vector_env(config.env, num_envs)
         self.net = make_acting_network(self.envs, config.network)
+        self._q = acting_q(self.net, config.network.kv_cache)
         self.version = -1
         self.env_steps = int(start_env_steps)  # a replacement continues its predecessor's ε and warm start
         self.num_envs = num_envs
@@ -86,6 +88,7 @@ class RolloutWorker:
 
     def set_weights(self, version: int, state: dict[str, np.ndarray]) -> None:
         load_numpy_state_(self.net, state)
+        self._q.clear()
         self.version = version
 
     def epsilons(self) -> np.ndarray:
@@ -99,7 +102,7 @@ class RolloutWorker:
 
     @torch.no_grad()
     def q_values(self, obs: np.ndarray) -> np.ndarray:
-        return self.net(torch.as_tensor(obs)).numpy()
+        return self._q(torch.as_tensor(obs)).numpy()
 
     def rollout(self, num_env_steps: int) -> tuple[list[TransitionBatch], RolloutStats]:
         """Step until `num_env_steps` env steps are done; return full batches and stats."""

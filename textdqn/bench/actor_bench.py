@@ -1,5 +1,10 @@
-"""`textdqn bench actor CONFIG`: one rollout actor's env steps/s, with initial priorities taken
-from acting's Q-values against a forward pass over every sent batch, in one run.
+"""`textdqn bench actor CONFIG`: one rollout actor's env steps/s under two settings, in one run:
+
+- `--compare priorities`: initial priorities taken from acting's Q-values against a forward
+  pass over every sent batch;
+- `--compare kv-cache` (TextGen-v0 with network kind lm): acting and the envs' reference LM
+  reading only each env's new token from KV caches, batched across envs (network.kv_cache),
+  against forward passes over every whole text.
 
 The actor is the config's RolloutWorker (its envs, network and n-step adder) past its warm
 start, in this process with one thread, as in local mode; no replay, no learner, so the
@@ -17,27 +22,47 @@ import torch
 
 from textdqn.actors.worker import RolloutWorker
 from textdqn.config import Config
+from textdqn.errors import ConfigError
 
-SETTINGS = {"acted": True, "forward pass": False}
+COMPARISONS = {"priorities": ("acted", "forward pass"), "kv-cache": ("kv cache", "whole texts")}
+"""each comparison's two settings: the new way first"""
 
 
-def _worker(config: Config) -> RolloutWorker:
+def _worker(config: Config, setting: str) -> RolloutWorker:
     actors = dataclasses.replace(config.actors, warm_start_steps=0)
-    return RolloutWorker(dataclasses.replace(config, actors=actors), 0, seed=config.run.seed)
+    cached = setting == "kv cache"
+    if setting in COMPARISONS["kv-cache"]:
+        if config.network.kind != "lm":
+            raise ConfigError(
+                f"bench actor --compare kv-cache needs network.kind lm (a TextGen-v0 config), not "
+                f"{config.network.kind!r}"
+            )
+        network = dataclasses.replace(config.network, kv_cache=cached)
+        config = dataclasses.replace(config, network=network)
+    worker = RolloutWorker(dataclasses.replace(config, actors=actors), 0, seed=config.run.seed)
+    worker.acted_priorities = setting != "forward pass"
+    if setting in COMPARISONS["kv-cache"]:
+        worker.envs.envs[0].unwrapped.reference.batch_with_cache = cached  # shared by the envs
+    return worker
 
 
 def run_actor_bench(
-    config: Config, seconds: float = 10.0, rounds: int = 3, log: Callable[[str], None] = print
+    config: Config,
+    seconds: float = 10.0,
+    rounds: int = 3,
+    compare: str = "priorities",
+    log: Callable[[str], None] = print,
 ) -> dict:
-    """env steps/s of each priority setting (medians over rounds) and their ratio."""
+    """env steps/s of each setting of `compare` (medians over rounds) and their ratio."""
+    if compare not in COMPARISONS:
+        raise ConfigError(f"bench actor --compare {compare!r}: expected one of {', '.join(COMPARISONS)}")
     before = torch.get_num_threads()
     workers = {}
-    for name, acted in SETTINGS.items():
-        workers[name] = _worker(config)
-        workers[name].acted_priorities = acted
+    for name in COMPARISONS[compare]:
+        workers[name] = _worker(config, name)
         workers[name].rollout(config.actors.sync_every)  # warm-up: allocator, first batches
     torch.set_num_threads(1)
-    rates: dict[str, list[float]] = {name: [] for name in SETTINGS}
+    rates: dict[str, list[float]] = {name: [] for name in workers}
     try:
         for r in range(rounds):
             for name, worker in workers.items():
@@ -50,10 +75,11 @@ def run_actor_bench(
         torch.set_num_threads(before)
         for worker in workers.values():
             worker.close()
-    rows = [{"priorities": name, "env_steps_per_s": sorted(r)[len(r) // 2]} for name, r in rates.items()]
+    rows = [{"setting": name, "env_steps_per_s": sorted(r)[len(r) // 2]} for name, r in rates.items()]
     return {
         "config": config.env.id,
+        "compare": compare,
         "rows": rows,
-        "ratio_acted_vs_forward": rows[0]["env_steps_per_s"] / rows[1]["env_steps_per_s"],
+        "ratio": rows[0]["env_steps_per_s"] / rows[1]["env_steps_per_s"],
         "settings": {"seconds": seconds, "rounds": rounds, "num_envs": config.env.num_envs},
     }

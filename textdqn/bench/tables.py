@@ -137,14 +137,15 @@ def lm_table(result: dict) -> Table:
 
 
 def actor_table(result: dict) -> Table:
-    """bench actor: one rollout actor's env steps/s under each way of computing priorities."""
+    """bench actor: one rollout actor's env steps/s under each of two settings."""
     n = result["settings"]["num_envs"]
     table = Table(title=f"rollout actor ({result['config']}, {n} envs, one thread)")
-    table.add_column("initial priorities")
+    table.add_column("initial priorities" if result["compare"] == "priorities" else "reading texts")
     table.add_column("env steps/s", justify="right")
     for r in result["rows"]:
-        table.add_row(r["priorities"], f"{r['env_steps_per_s']:,.0f}")
-    table.caption = f"acted / forward pass: {result['ratio_acted_vs_forward']:.2f}x"
+        table.add_row(r["setting"], f"{r['env_steps_per_s']:,.1f}")
+    first, second = (r["setting"] for r in result["rows"])
+    table.caption = f"{first} / {second}: {result['ratio']:.2f}x"
     return table
 
 

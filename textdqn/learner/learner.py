@@ -61,9 +61,8 @@ class Learner:
         self.target = copy.deepcopy(self.online).requires_grad_(False)
         # fused: one kernel for all parameters instead of a loop over them; for the small
         # networks of CartPole or the dialogue that loop was a quarter of an update's time.
-        self.optimizer = torch.optim.Adam(
-            self.online.parameters(), lr=self.config.lr, eps=self.config.adam_eps, fused=True
-        )
+        trained = [p for p in self.online.parameters() if p.requires_grad]  # an LM may be partly frozen
+        self.optimizer = torch.optim.Adam(trained, lr=self.config.lr, eps=self.config.adam_eps, fused=True)
         self.updates = 0
         self.version = 0  # published weight versions so far; 0 = the initial weights
         self.bad_updates = 0

@@ -1,5 +1,6 @@
 """The reference language model of textdqn/TextGen-v0: next-token log-probabilities one token
-at a time (batch 1, a KV cache, torch.no_grad, eval mode), and its greedy generations.
+at a time (a KV cache per prefix, read alone or batched across envs; torch.no_grad, eval mode),
+and its greedy generations.
 
 torch's thread settings are left as they are: the process that owns the env decides them.
 """
@@ -15,6 +16,7 @@ import torch
 
 from textdqn.errors import ConfigError
 from textdqn.lm import max_positions
+from textdqn.lm_cache import cache_arg, kv_layers, output_cache, step_rows
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -28,7 +30,7 @@ class LMState:
     cache: Any
     logp: np.ndarray
     ids: list[int]
-    """the prefix's tokens (a batched read recomputes from them and drops the cache)"""
+    """the prefix's tokens (what a read without a cache recomputes from)"""
 
 
 class ReferenceLM:
@@ -54,17 +56,20 @@ class ReferenceLM:
                 f"env.kwargs.max_tokens = {max_tokens} exceeds the reference LM's {positions} positions: "
                 f"set max_tokens <= {positions}"
             )
-        # transformers 5 calls the KV cache `cache`; earlier versions `past_key_values`.
-        parameters = inspect.signature(model.forward).parameters
-        self._cache_arg = "cache" if "cache" in parameters else "past_key_values"
+        self._cache_arg = cache_arg(model)
+        self.batch_with_cache = True
+        """advance_batch reads one token a row on the stacked caches (False: every whole prefix,
+        without caches, as before; `textdqn bench actor --compare kv-cache` compares the two)"""
+        self._last_only = (
+            {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+        )
 
     @torch.no_grad()
     def _run(self, ids: list[int] | np.ndarray, cache: Any) -> tuple[Any, np.ndarray]:
         inputs = torch.as_tensor(np.asarray(ids, dtype=np.int64)).unsqueeze(0)
-        out = self.model(input_ids=inputs, use_cache=True, **{self._cache_arg: cache})
+        out = self.model(input_ids=inputs, use_cache=True, **self._last_only, **{self._cache_arg: cache})
         logits = out.logits[0, -1, : self.vocab_size].float()
-        new_cache = out.get("cache", None) if self._cache_arg == "cache" else out.get("past_key_values")
-        return new_cache, torch.log_softmax(logits, dim=-1).numpy()
+        return output_cache(out, self._cache_arg), torch.log_softmax(logits, dim=-1).numpy()
 
     def start(self, prompt: np.ndarray) -> LMState:
         """Read `prompt` (int ids [L], L >= 1); the state holds the log-probs of the token after it."""
@@ -84,21 +89,36 @@ class ReferenceLM:
 
     @torch.no_grad()
     def advance_batch(self, states: list[LMState], tokens: list[int]) -> None:
-        """`advance` for several prefixes in one forward pass: each state's prefix plus its token,
-        right-padded into one batch, the log-probs read at each row's last token. Recomputes the
-        prefixes (no KV cache across rows of different lengths) and drops the states' caches."""
+        """`advance` for several prefixes in one forward pass of one token a row: the states' KV
+        caches are left-padded to the longest prefix and stacked, each row reads its token at
+        its own position (the padding masked out), and each state keeps its row of the new
+        cache. States without a cache, or caches of a kind that cannot be stacked, are read
+        whole instead (right-padded, no cache; `advance` rebuilds the cache later)."""
         if not states:
             return
         for state, token in zip(states, tokens, strict=True):
             state.ids.append(int(token))
+        caches = [kv_layers(state.cache) for state in states]
+        if not self.batch_with_cache or any(kv is None for kv in caches):
+            self._read_whole(states)
+            return
+        out, rows = step_rows(self.model, caches, [int(t) for t in tokens], self._cache_arg)
+        logp = torch.log_softmax(out.logits[:, -1, : self.vocab_size].float(), dim=-1).numpy()
+        for row, state in enumerate(states):
+            state.cache, state.logp = rows[row], logp[row]
+
+    def _read_whole(self, states: list[LMState]) -> None:
+        """Each state's whole prefix in one right-padded batch, without a cache; the log-probs
+        read at each row's last token. The states' caches are dropped."""
         lengths = [len(state.ids) for state in states]
         ids = torch.zeros((len(states), max(lengths)), dtype=torch.long)
         for row, state in enumerate(states):
             ids[row, : len(state.ids)] = torch.as_tensor(state.ids)
         mask = (torch.arange(ids.shape[1]) < torch.as_tensor(lengths)[:, None]).long()
-        logits = self.model(input_ids=ids, attention_mask=mask, use_cache=False).logits
-        last = logits[torch.arange(len(states)), torch.as_tensor(lengths) - 1, : self.vocab_size].float()
-        logp = torch.log_softmax(last, dim=-1).numpy()
+        hidden = self.model.base_model(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
+        last = hidden[torch.arange(len(states)), torch.as_tensor(lengths) - 1]
+        logits = self.model.get_output_embeddings()(last)[:, : self.vocab_size].float()
+        logp = torch.log_softmax(logits, dim=-1).numpy()
         for row, state in enumerate(states):
             state.cache, state.logp = None, logp[row]
 

@@ -1,0 +1,63 @@
+"""Acting with KV caches (network.kv_cache): an LM Q-network's Q-values from per-row caches,
+read one new token a row, equal a forward pass over the whole rows, through growing texts,
+new episodes and weight changes, for GPT-2 and a Llama (SmolLM2's architecture)."""
+
+import numpy as np
+import pytest
+import torch
+
+from textdqn.lm import causal_lm
+from textdqn.lm_cache import FullRead, PrefixCache, acting_q
+from textdqn.networks import LMQNetwork
+
+VOCAB, T = 60, 24
+
+
+def _llama():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+    )
+    return LlamaForCausalLM(config)
+
+
+def _rows(texts: list[list[int]]) -> torch.Tensor:
+    obs = np.zeros((len(texts), 1 + T), dtype=np.int64)
+    for row, text in enumerate(texts):
+        obs[row, 0] = len(text)
+        obs[row, 1 : 1 + len(text)] = text
+    return torch.as_tensor(obs)
+
+
+@pytest.mark.parametrize(
+    "make", [lambda: causal_lm(vocab_size=VOCAB, max_positions=64), _llama], ids=["gpt2", "llama"]
+)
+def test_cached_q_values_equal_whole_rows_through_new_episodes_and_weight_changes(make):
+    net = LMQNetwork(make(), dueling=True, q_scale=0.5).eval()
+    torch.nn.init.normal_(net.value.weight)  # a V head that is not zero, so it is checked too
+    cached, rng = acting_q(net, kv_cache=True), np.random.default_rng(0)
+    assert isinstance(cached, PrefixCache) and isinstance(acting_q(net, kv_cache=False), FullRead)
+    texts = [list(rng.integers(1, VOCAB, n)) for n in (3, 7, 5)]
+    for step in range(16):
+        obs = _rows(texts)
+        with torch.no_grad():
+            whole = net(obs)
+        torch.testing.assert_close(cached(obs), whole, atol=1e-4, rtol=1e-4)
+        for row, text in enumerate(texts):
+            if len(text) >= 12 or (step == 5 and row == 1):  # a new episode: a new prompt
+                texts[row] = list(rng.integers(1, VOCAB, int(rng.integers(2, 8))))
+            else:
+                text.append(int(rng.integers(1, VOCAB)))
+        if step == 9:  # the learner's new weights: the caches must go
+            with torch.no_grad():
+                for p in net.parameters():
+                    p.add_(0.01 * torch.randn_like(p))
+            cached.clear()
