@@ -236,13 +236,23 @@ def bench_lm_learner(
     device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
     batch: Annotated[int, typer.Option(help="Transitions per update.")] = 256,
     seconds: Annotated[float, typer.Option(help="Measuring time of each row.")] = 20.0,
+    max_tokens: Annotated[int, typer.Option(help="Observation length (rows hold half to all of it).")] = 48,
+    train_layers: Annotated[
+        str, typer.Option(help="network.lm_train_layers to compare, comma-separated (0: the whole LM).")
+    ] = "0",
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the results here.")] = None,
 ) -> None:
     """LM Q-network learner updates/s and tokens/s (TextGen-v0's shapes); on CUDA fp32 and bf16."""
     from textdqn.bench.lm_bench import LMBenchSettings, run_lm_bench
     from textdqn.bench.tables import lm_table
 
-    settings = LMBenchSettings(lm=lm, batch=batch, seconds=seconds)
+    try:
+        layers = _counts(train_layers, "--train-layers", minimum=0)
+    except TextDQNError as e:
+        fail(e)
+    settings = LMBenchSettings(
+        lm=lm, batch=batch, seconds=seconds, max_tokens=max_tokens, train_layers=layers
+    )
     console.print(f"LM learner benchmark: {lm}, batch {batch}, device {device}")
     try:
         result = run_lm_bench(settings, device, log=lambda m: console.print(m, style="dim"))

@@ -191,7 +191,9 @@ class LMQNetwork(nn.Module):
     forward(obs [B, 1 + T'], uint16/int32/int64) -> Q [B, V] (float32).
     """
 
-    def __init__(self, lm: nn.Module, dueling: bool = True, q_scale: float = 1.0, train_layers: int = 0) -> None:
+    def __init__(
+        self, lm: nn.Module, dueling: bool = True, q_scale: float = 1.0, train_layers: int = 0
+    ) -> None:
         super().__init__()
         self.q_scale = float(q_scale)
         if getattr(lm, "base_model", lm) is lm or lm.get_output_embeddings() is None:
@@ -227,7 +229,9 @@ def _freeze_below(lm: nn.Module, train_layers: int) -> None:
     modules after the layer list in its base model: GPT-2's ln_f, Llama's norm)."""
     lists = [m for m in lm.base_model.children() if isinstance(m, nn.ModuleList)]
     if len(lists) != 1:
-        raise ConfigError(f"network.lm_train_layers: cannot find the transformer layers of {type(lm).__name__}")
+        raise ConfigError(
+            f"network.lm_train_layers: cannot find the transformer layers of {type(lm).__name__}"
+        )
     layers = lists[0]
     if train_layers > len(layers):
         raise ConfigError(

@@ -38,6 +38,8 @@ class LMBenchSettings:
     """measuring time of each row"""
     warmup_updates: int = 3
     """untimed updates first (allocator, kernels)"""
+    train_layers: tuple[int, ...] = (0,)
+    """network.lm_train_layers of each row (0: the whole LM trains)"""
 
 
 def _sample(s: LMBenchSettings, vocab: int, rng: np.random.Generator) -> tuple[WeightedSample, int]:
@@ -66,7 +68,9 @@ def _sample(s: LMBenchSettings, vocab: int, rng: np.random.Generator) -> tuple[W
     return sample, int(n_obs.sum() + n_next.sum())
 
 
-def _measure(s: LMBenchSettings, device: str, bf16: bool, log: Callable[[str], None]) -> dict:
+def _measure(
+    s: LMBenchSettings, device: str, bf16: bool, train_layers: int, log: Callable[[str], None]
+) -> dict:
     lm = causal_lm(s.lm)
     vocab = lm.get_output_embeddings().weight.shape[0]
     s = dataclasses.replace(s, max_tokens=min(s.max_tokens, max_positions(lm) or s.max_tokens))
@@ -76,7 +80,7 @@ def _measure(s: LMBenchSettings, device: str, bf16: bool, log: Callable[[str], N
         gym.spaces.Discrete(vocab),
     )
     config = Config(
-        network=NetworkConfig(kind="lm", lm={"path": s.lm}, q_scale=0.1),
+        network=NetworkConfig(kind="lm", lm={"path": s.lm}, q_scale=0.1, lm_train_layers=train_layers),
         learner=LearnerConfig(batch_size=s.batch, device=device, bf16=bf16, torch_threads=2),
     )
     learner = Learner(config, *spaces)
@@ -93,12 +97,14 @@ def _measure(s: LMBenchSettings, device: str, bf16: bool, log: Callable[[str], N
     _sync(device)
     elapsed = time.perf_counter() - start
     precision = "bf16 autocast" if bf16 and learner.device.type == "cuda" else "fp32"
-    log(f"  {precision}: {updates} updates in {elapsed:.1f}s")
+    log(f"  {precision}, train_layers {train_layers}: {updates} updates in {elapsed:.1f}s")
     params = sum(p.numel() for p in learner.online.parameters())
     return {
         "device": str(learner.device),
         "precision": precision,
+        "train_layers": train_layers,
         "parameters": params,
+        "trained": sum(p.numel() for p in learner.online.parameters() if p.requires_grad),
         "vocab": vocab,
         "updates_per_s": updates / elapsed,
         "tokens_per_s": tokens / elapsed,
@@ -112,8 +118,11 @@ def _sync(device: str) -> None:
 
 
 def run_lm_bench(s: LMBenchSettings, device: str, log: Callable[[str], None] = print) -> dict:
-    """fp32 (and, on CUDA, bf16 autocast) rows of LM Q-network learner throughput."""
-    rows = [_measure(s, device, bf16=False, log=log)]
-    if rows[0]["device"].startswith("cuda"):
-        rows.append(_measure(s, device, bf16=True, log=log))
+    """fp32 (and, on CUDA, bf16 autocast) rows of LM Q-network learner throughput, for each
+    number of trained top layers."""
+    rows = []
+    for layers in s.train_layers:
+        rows.append(_measure(s, device, bf16=False, train_layers=layers, log=log))
+        if rows[-1]["device"].startswith("cuda"):
+            rows.append(_measure(s, device, bf16=True, train_layers=layers, log=log))
     return {"rows": rows, "settings": dataclasses.asdict(s)}

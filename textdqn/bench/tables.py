@@ -120,18 +120,22 @@ def learner_table(result: dict) -> Table:
 
 
 def lm_table(result: dict) -> Table:
-    """LM Q-network learner throughput, one row per precision."""
+    """LM Q-network learner throughput, one row per precision and number of trained layers."""
     settings = result["settings"]
-    table = Table(title=f"LM Q-network learner ({settings['lm']}, batch {settings['batch']})")
-    for col in ("device", "precision", "parameters", "vocab", "updates/s", "tokens/s", "transitions/s"):
+    title = (
+        f"LM Q-network learner ({settings['lm']}, batch {settings['batch']}, {settings['max_tokens']} tokens)"
+    )
+    table = Table(title=title)
+    cols = ("device", "precision", "parameters", "trained", "vocab", "updates/s", "tokens/s", "transitions/s")
+    for col in cols:
         table.add_column(col, justify="left" if col in ("device", "precision") else "right")
     for r in result["rows"]:
         table.add_row(
-            r["device"], r["precision"], f"{r['parameters']:,}", f"{r['vocab']:,}",
-            f"{r['updates_per_s']:.2f}", _fmt(r["tokens_per_s"]), _fmt(r["transitions_per_s"]),
+            r["device"], r["precision"], f"{r['parameters']:,}", f"{r['trained']:,}", f"{r['vocab']:,}",
+            f"{r['updates_per_s']:.3f}", _fmt(r["tokens_per_s"]), _fmt(r["transitions_per_s"]),
         )  # fmt: skip
     rows = result["rows"]
-    if len(rows) == 2 and rows[0]["updates_per_s"]:
+    if len(rows) == 2 and rows[0]["updates_per_s"] and rows[1]["precision"] != rows[0]["precision"]:
         table.caption = f"bf16 / fp32 updates/s: {rows[1]['updates_per_s'] / rows[0]['updates_per_s']:.2f}x"
     return table
 

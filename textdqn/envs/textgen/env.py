@@ -18,9 +18,10 @@ info: "action_mask" (bool [V]) at every step; at the episode's end also "coverag
 the concepts used), "success" (the plug-in's: every concept used, for coverage), "length"
 (tokens generated, EOS included), "reward" (the episode's total), "kl" (−Σ log p_ref of the
 generated tokens: the sequence's KL estimate to the reference for a greedy policy), "eos"
-(1 when the text ended with EOS before the limit), the fluency judge's "judge_nll",
-"judge_tokens" and "perplexity" of the text after its prompt, and its repetition metrics
-(fluency.text_metrics: distinct_1, distinct_2, repeated_3grams, words).
+(1 when the text ended with EOS before the limit), "score" (the plug-in's score of the text
+without the fluency terms: coverage, a classifier's probability, a similarity), the fluency
+judge's "judge_nll", "judge_tokens" and "perplexity" of the text after its prompt, and its
+repetition metrics (fluency.text_metrics: distinct_1, distinct_2, repeated_3grams, words).
 """
 
 from __future__ import annotations
@@ -249,6 +250,7 @@ class TextGenEnv(gym.Env):
         if self.judge is not None:
             nll, length = self.judge.nll(record.prompt, text, ended)
         return {
+            "score": float(self.reward_fn.score(text, record)),
             "eos": float(ended),
             "judge_nll": float(nll),
             "judge_tokens": float(length),
@@ -268,8 +270,8 @@ class TextGenEnv(gym.Env):
             lines.append(f"  {who + ':':11}{g.text or '(nothing)'}")
             m = g.metrics
             outcome = (
-                f"reward {g.reward:.3f}, coverage {g.coverage:.2f}, success {int(g.success)}, perplexity "
-                f"{m['perplexity']:.1f}, distinct-2 {m['distinct_2']:.2f}, "
+                f"reward {g.reward:.3f}, score {m['score']:.2f}, coverage {g.coverage:.2f}, success "
+                f"{int(g.success)}, perplexity {m['perplexity']:.1f}, distinct-2 {m['distinct_2']:.2f}, "
                 f"{'ended' if m['eos'] else 'cut at the limit'}"
             )
             lines.append(f"  {'':11}{outcome}")

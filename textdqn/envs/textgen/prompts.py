@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from textdqn.errors import ConfigError
+from textdqn.lm import resolve_path
 
 SHIPPED_PROMPTS = Path(__file__).parent / "data" / "concepts.jsonl"
 SPLITS = ("train", "test")
@@ -38,12 +39,13 @@ class PromptRecord:
 
 
 def load_prompts(path: str | Path = "") -> list[PromptRecord]:
-    """Every record of the JSONL file at `path` ("" = the shipped concepts.jsonl), in file order.
+    """Every record of the JSONL file at `path` ("" = the shipped concepts.jsonl; "textdqn:..."
+    names a file inside the installed package), in file order.
 
     ConfigError for a missing file, a line that is not a JSON object, a missing or malformed
     field or a repeated id, naming the line and the field and showing a valid record.
     """
-    path = Path(path) if path else SHIPPED_PROMPTS
+    path = Path(resolve_path(str(path))) if path else SHIPPED_PROMPTS
     if not path.is_file():
         raise ConfigError(
             f"env.kwargs.prompts = {str(path)!r} is not a file: pass the path of a JSONL file of prompt "
