@@ -240,9 +240,13 @@ def bench_lm_learner(
     train_layers: Annotated[
         str, typer.Option(help="network.lm_train_layers to compare, comma-separated (0: the whole LM).")
     ] = "0",
+    cpu_bf16: Annotated[
+        bool, typer.Option(help="On CPU too, a bf16 autocast row (learner.cpu_bf16).")
+    ] = False,
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the results here.")] = None,
 ) -> None:
-    """LM Q-network learner updates/s and tokens/s (TextGen-v0's shapes); on CUDA fp32 and bf16."""
+    """LM Q-network learner updates/s and tokens/s (TextGen-v0's shapes); fp32 and, on CUDA or
+    with --cpu-bf16, bf16 autocast."""
     from textdqn.bench.lm_bench import LMBenchSettings, run_lm_bench
     from textdqn.bench.tables import lm_table
 
@@ -251,7 +255,7 @@ def bench_lm_learner(
     except TextDQNError as e:
         fail(e)
     settings = LMBenchSettings(
-        lm=lm, batch=batch, seconds=seconds, max_tokens=max_tokens, train_layers=layers
+        lm=lm, batch=batch, seconds=seconds, max_tokens=max_tokens, train_layers=layers, cpu_bf16=cpu_bf16
     )
     console.print(f"LM learner benchmark: {lm}, batch {batch}, device {device}")
     try:

@@ -293,7 +293,10 @@ class LearnerConfig:
     """cpu, cuda, or auto (cuda when available)"""
     bf16: bool = True
     """on CUDA, run the networks' forward passes under bfloat16 autocast (the loss stays float32);
-    ignored on CPU"""
+    on CPU only with cpu_bf16"""
+    cpu_bf16: bool = False
+    """on CPU too, with bf16: pays for large LMs on CPUs with bfloat16 matrix units (SmolLM2:
+    `textdqn bench lm-learner --cpu-bf16`), costs for small networks (bench encoder's bf16 row)"""
     torch_threads: int = 1
     """intra-op threads of the learner's torch (CPU)"""
     prefetch: int = 4

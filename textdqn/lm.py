@@ -118,7 +118,10 @@ def causal_lm(
 
 
 @functools.lru_cache(maxsize=4)
-def shared_causal_lm(path: str = "", **sizes: int) -> PreTrainedModel:
+def shared_causal_lm(path: str = "", dtype: str = "float32", **sizes: int) -> PreTrainedModel:
     """`causal_lm(path, **sizes)` made once per process and shared (eval mode, never trained):
-    the reference LM of every env an actor steps, one copy in memory however many envs."""
-    return causal_lm(path, **sizes).requires_grad_(False)
+    the reference LM of every env an actor steps, one copy in memory however many envs; its
+    weights in `dtype` (float32 or bfloat16: never trained, so bfloat16 loses only precision)."""
+    import torch
+
+    return causal_lm(path, **sizes).requires_grad_(False).to(getattr(torch, dtype))

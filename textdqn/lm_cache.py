@@ -153,4 +153,4 @@ class PrefixCache:
         from textdqn.networks import q_values
 
         net = self.net
-        return q_values(torch.stack(hidden), net.lm.get_output_embeddings(), net.value, net.q_scale)
+        return q_values(torch.stack(hidden), net.lm.get_output_embeddings(), net.value, net.q_scale).float()

@@ -221,7 +221,7 @@ class LMQNetwork(nn.Module):
         hidden = self.lm.base_model(input_ids=tokens, attention_mask=mask.long(), use_cache=False)
         hidden = hidden.last_hidden_state
         last = hidden[torch.arange(len(obs), device=obs.device), lengths - 1]
-        return q_values(last, self.lm.get_output_embeddings(), self.value, self.q_scale)
+        return q_values(last, self.lm.get_output_embeddings(), self.value, self.q_scale).float()
 
 
 def _freeze_below(lm: nn.Module, train_layers: int) -> None:
@@ -438,5 +438,7 @@ def _to_tensor(array: np.ndarray) -> Tensor:
 
 
 def make_acting_network(envs: gym.vector.VectorEnv, config: NetworkConfig) -> nn.Module:
-    """The Q-network for one env of `envs`, in eval mode: what actors and evaluators act with."""
-    return make_q_network(envs.single_observation_space, envs.single_action_space, config).eval()
+    """The Q-network for one env of `envs`, in eval mode and `config.act_dtype`: what actors and
+    evaluators act with."""
+    net = make_q_network(envs.single_observation_space, envs.single_action_space, config).eval()
+    return net.to(getattr(torch, config.act_dtype))

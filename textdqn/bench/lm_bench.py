@@ -1,5 +1,5 @@
 """`textdqn bench lm-learner`: learner updates of the LM Q-network (TextGen-v0's), fp32 against
-bf16 autocast in one run (bf16 only on CUDA; on CPU the fp32 row stands alone).
+bf16 autocast in one run (on CPU only with --cpu-bf16; else the fp32 row stands alone).
 
 The learner runs full double-DQN updates (online s with gradients, online and target s'
 without) on random length-prefixed token batches shaped like TextGen-v0's observations,
@@ -38,6 +38,8 @@ class LMBenchSettings:
     """measuring time of each row"""
     warmup_updates: int = 3
     """untimed updates first (allocator, kernels)"""
+    cpu_bf16: bool = False
+    """on CPU too, a bf16 autocast row (learner.cpu_bf16)"""
     train_layers: tuple[int, ...] = (0,)
     """network.lm_train_layers of each row (0: the whole LM trains)"""
 
@@ -81,7 +83,7 @@ def _measure(
     )
     config = Config(
         network=NetworkConfig(kind="lm", lm={"path": s.lm}, q_scale=0.1, lm_train_layers=train_layers),
-        learner=LearnerConfig(batch_size=s.batch, device=device, bf16=bf16, torch_threads=2),
+        learner=LearnerConfig(batch_size=s.batch, device=device, bf16=bf16, cpu_bf16=bf16, torch_threads=2),
     )
     learner = Learner(config, *spaces)
     rng = np.random.default_rng(0)
@@ -96,7 +98,7 @@ def _measure(
         updates, tokens = updates + 1, tokens + n
     _sync(device)
     elapsed = time.perf_counter() - start
-    precision = "bf16 autocast" if bf16 and learner.device.type == "cuda" else "fp32"
+    precision = "bf16 autocast" if bf16 else "fp32"
     log(f"  {precision}, train_layers {train_layers}: {updates} updates in {elapsed:.1f}s")
     params = sum(p.numel() for p in learner.online.parameters())
     return {
@@ -118,11 +120,11 @@ def _sync(device: str) -> None:
 
 
 def run_lm_bench(s: LMBenchSettings, device: str, log: Callable[[str], None] = print) -> dict:
-    """fp32 (and, on CUDA, bf16 autocast) rows of LM Q-network learner throughput, for each
+    """fp32 (and, on CUDA or with cpu_bf16, bf16 autocast) rows of LM Q-network learner throughput, for each
     number of trained top layers."""
     rows = []
     for layers in s.train_layers:
         rows.append(_measure(s, device, bf16=False, train_layers=layers, log=log))
-        if rows[-1]["device"].startswith("cuda"):
+        if rows[-1]["device"].startswith("cuda") or s.cpu_bf16:
             rows.append(_measure(s, device, bf16=True, train_layers=layers, log=log))
     return {"rows": rows, "settings": dataclasses.asdict(s)}

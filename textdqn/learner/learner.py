@@ -83,9 +83,9 @@ class Learner:
         discount, weights = self._tensor(b.discount), self._tensor(sample.weights)
         mask = unpack_masks(b.next_action_mask, self.num_actions)
         mask = None if mask is None else self._tensor(mask)
-        # bf16 autocast for the forward passes on CUDA only; targets and loss in float32.
-        bf16 = self.config.bf16 and self.device.type == "cuda"
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+        # bf16 autocast for the forward passes (on CPU only if asked); targets and loss in float32.
+        bf16 = self.config.bf16 and (self.device.type == "cuda" or self.config.cpu_bf16)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
             q = self.online(obs)
             # s' without gradient: a joint pass over s and s' would keep s' activations and
             # run the backward over both halves (a third more compute for an LM Q-network).

@@ -86,6 +86,9 @@ class TextGenEnv(gym.Env):
         chat_template: show each prompt as a user turn of the LM tokenizer's chat template (an
             instruct model's), the agent writing the assistant's turn; the stop action is then the
             end-of-turn token (tokens.stop_token_id).
+        lm_dtype: "float32", or "bfloat16": the reference LM (and so the default judge) computes
+            in bfloat16, about 1.8x faster for SmolLM2 on a CPU with bfloat16 matrix units
+            (README); log-probabilities at bfloat16's precision.
     """
 
     metadata: ClassVar[dict] = {"render_modes": []}
@@ -113,6 +116,7 @@ class TextGenEnv(gym.Env):
         judge: dict[str, Any] | None = None,
         chat_template: bool = False,
         eos_after_concepts: bool = False,
+        lm_dtype: str = "float32",
     ) -> None:
         for name, value in (("top_k", top_k), ("max_new_tokens", max_new_tokens), ("max_tokens", max_tokens)):
             if int(value) < 1:
@@ -139,7 +143,10 @@ class TextGenEnv(gym.Env):
         self.vocab_size = len(self.tokenizer)
         self.chat_template = bool(chat_template)
         self.eos_id = tokens.stop_token_id(self.tokenizer, self.chat_template)
-        model = shared_causal_lm(path, vocab_size=self.vocab_size, max_positions=self.max_tokens, **lm)
+        if lm_dtype not in ("float32", "bfloat16"):
+            raise ConfigError(f"env.kwargs.lm_dtype = {lm_dtype!r}: use float32 or bfloat16")
+        sizes = {"vocab_size": self.vocab_size, "max_positions": self.max_tokens, **lm}
+        model = shared_causal_lm(path, dtype=lm_dtype, **sizes)
         self.reference = ReferenceLM(model, self.vocab_size, self.max_tokens)
         # Never allowed: padding and the other special tokens (EOS, the stop action, excepted).
         self.banned = np.zeros(self.vocab_size, dtype=bool)
