@@ -171,14 +171,16 @@ def bench_actor(
         str,
         typer.Option(
             help="priorities: acted initial priorities vs a forward pass over every batch; kv-cache "
-            "(network kind lm): KV-cached reads of each env's new token vs whole texts."
+            "(network kind lm): KV-cached reads of each env's new token vs whole texts; bf16 (network kind "
+            "lm): the acting Q-network and reference LM in bfloat16 vs float32."
         ),
     ] = "priorities",
     overrides: Overrides = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the results here.")] = None,
 ) -> None:
     """One rollout actor's env steps/s under two settings, in one run: initial priorities from
-    acting's Q-values vs a forward pass over every sent batch, or KV-cached reads vs whole texts."""
+    acting's Q-values vs a forward pass over every sent batch, KV-cached reads vs whole texts,
+    or bfloat16 vs float32 LMs."""
     from textdqn.bench.actor_bench import run_actor_bench
     from textdqn.bench.tables import actor_table
     from textdqn.config import load_config

@@ -332,6 +332,11 @@ class LearnerConfig:
                 f"{join(path, 'tau')} = {self.tau} with {join(path, 'target_update')} = 'soft' never moves "
                 "the target network: use tau in (0, 1] (e.g. 0.005), or target_update=hard"
             )
+        if self.cpu_bf16 and not self.bf16:
+            found.append(
+                f"{join(path, 'cpu_bf16')} = true does nothing with {join(path, 'bf16')} = false: set bf16 "
+                "true (bf16 autocast on CUDA, and with cpu_bf16 on CPU) or drop cpu_bf16"
+            )
         for name, accepted in (
             ("loss", ("huber", "mse")),
             ("target_update", ("hard", "soft")),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import pickle
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from textdqn.errors import ConfigError
 
@@ -115,6 +115,19 @@ def causal_lm(
         torch.manual_seed(seed)
         model = GPT2LMHeadModel(config)
     return model.eval()
+
+
+def layer_count(spec: dict[str, Any]) -> int | None:
+    """The transformer layers of the causal LM a spec names: its checkpoint's config.json
+    (num_hidden_layers or n_layer; None when it has neither), or the spec's `layers`."""
+    path = spec.get("path", "")
+    if not path:
+        return int(spec.get("layers", 2))
+    from transformers import AutoConfig
+
+    config = load_local(AutoConfig, path, "network.lm.path", "model config")
+    layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer", None)
+    return int(layers) if layers else None
 
 
 @functools.lru_cache(maxsize=4)

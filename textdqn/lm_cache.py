@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from textdqn.errors import ConfigError
+
 KV = list[tuple[Tensor, Tensor]]
 """a cache's (keys, values) per layer, each [1, kv_heads, L, head_dim]"""
 
@@ -121,36 +123,50 @@ class PrefixCache:
         self._ids: list[np.ndarray | None] = []
         self._caches: list[Any] = []
 
+    cached_reads = 0
+    """rows read from their caches so far (tests check that the caches are used)"""
+
     @torch.no_grad()
     def __call__(self, obs: Tensor) -> Tensor:
         """Q [B, V] of length-prefixed token rows [B, 1 + T] (as LMQNetwork.forward)."""
         rows = obs.long().numpy()
         if len(self._ids) != len(rows):
             self._ids, self._caches = [None] * len(rows), [None] * len(rows)
-        hidden: list[Tensor | None] = [None] * len(rows)
-        grown, new_tokens = [], []
-        for b, row in enumerate(rows):
-            ids = row[1 : 1 + max(int(row[0]), 1)]
-            before, kv = self._ids[b], kv_layers(self._caches[b])
-            if (
-                kv is not None
-                and before is not None
-                and len(before) == len(ids) - 1
-                and (ids[:-1] == before).all()
-            ):
-                grown.append(b)
-                new_tokens.append(int(ids[-1]))
-            else:  # a new prefix: read it whole
-                out = self.body(input_ids=torch.as_tensor(ids)[None], use_cache=True)
-                hidden[b], self._caches[b] = out.last_hidden_state[0, -1], output_cache(out, self.arg)
-            self._ids[b] = ids
-        if grown:
-            out, caches = step_rows(
-                self.body, [kv_layers(self._caches[b]) for b in grown], new_tokens, self.arg
-            )
-            for i, b in enumerate(grown):
-                hidden[b], self._caches[b] = out.last_hidden_state[i, -1], caches[i]
+        prefixes = [row[1 : 1 + max(int(row[0]), 1)].copy() for row in rows]
+        try:
+            hidden = self._read(prefixes)
+        except BaseException:
+            self.clear()  # no half-updated state: the next call reads every row whole
+            raise
+        self._ids = prefixes
         from textdqn.networks import q_values
 
         net = self.net
         return q_values(torch.stack(hidden), net.lm.get_output_embeddings(), net.value, net.q_scale).float()
+
+    def _read(self, prefixes: list[np.ndarray]) -> list[Tensor]:
+        """Each row's last hidden state: from its cache when it extends the last call's prefix
+        by one token (all such rows in one pass), else from its whole prefix."""
+        hidden: list[Tensor | None] = [None] * len(prefixes)
+        grown, new_tokens = [], []
+        for b, ids in enumerate(prefixes):
+            before = self._ids[b]
+            extends = before is not None and len(before) == len(ids) - 1 and (ids[:-1] == before).all()
+            if extends and kv_layers(self._caches[b]) is not None:
+                grown.append(b)
+                new_tokens.append(int(ids[-1]))
+                continue
+            out = self.body(input_ids=torch.as_tensor(ids)[None], use_cache=True)
+            hidden[b], self._caches[b] = out.last_hidden_state[0, -1], output_cache(out, self.arg)
+            if kv_layers(self._caches[b]) is None:
+                raise ConfigError(
+                    f"network.kv_cache: {type(self.net.lm).__name__}'s KV cache has layers of a kind "
+                    "that cannot be stacked (sliding windows, quantized): set network.kv_cache false"
+                )
+        if grown:
+            caches = [kv_layers(self._caches[b]) for b in grown]
+            out, after = step_rows(self.body, caches, new_tokens, self.arg)
+            for i, b in enumerate(grown):
+                hidden[b], self._caches[b] = out.last_hidden_state[i, -1], after[i]
+            self.cached_reads += len(grown)
+        return hidden

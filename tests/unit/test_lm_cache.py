@@ -8,7 +8,7 @@ import torch
 
 from textdqn.lm import causal_lm
 from textdqn.lm_cache import FullRead, PrefixCache, acting_q
-from textdqn.networks import LMQNetwork
+from textdqn.lm_network import LMQNetwork
 
 VOCAB, T = 60, 24
 
@@ -61,3 +61,22 @@ def test_cached_q_values_equal_whole_rows_through_new_episodes_and_weight_change
                 for p in net.parameters():
                     p.add_(0.01 * torch.randn_like(p))
             cached.clear()
+    assert cached.cached_reads >= 30  # most rows took the cached path (48 reads, a few new prompts)
+
+
+def test_cached_q_values_in_bfloat16_and_for_a_batch_that_changes_size():
+    net = LMQNetwork(_llama(), dueling=True, q_scale=0.5).eval().to(torch.bfloat16)
+    cached, rng = PrefixCache(net), np.random.default_rng(1)
+    texts = [list(rng.integers(1, VOCAB, n)) for n in (4, 6)]
+    for step in range(8):
+        if step == 4:  # another caller's batch size: every row is read anew
+            texts.append(list(rng.integers(1, VOCAB, 3)))
+        obs = _rows(texts)
+        with torch.no_grad():
+            whole = net(obs)
+        q = cached(obs)
+        assert q.dtype == torch.float32 and whole.dtype == torch.float32
+        torch.testing.assert_close(q, whole, atol=0.1, rtol=0.05)  # bfloat16's precision
+        for text in texts:
+            text.append(int(rng.integers(1, VOCAB)))
+    assert cached.cached_reads == 3 * 2 + 3 * 3  # all but the first call and the one after the change

@@ -15,7 +15,8 @@ from textdqn.errors import ConfigError
 from textdqn.learner.learner import Learner
 from textdqn.learner.losses import double_dqn_targets
 from textdqn.lm import causal_lm
-from textdqn.networks import LMQNetwork, load_numpy_state_, make_q_network, state_to_numpy
+from textdqn.lm_network import LMQNetwork
+from textdqn.networks import load_numpy_state_, make_q_network, state_to_numpy
 from textdqn.types import TransitionBatch, WeightedSample
 
 V, T = 50, 12
@@ -278,3 +279,65 @@ def test_lm_train_layers_updates_only_the_top_layers_final_norm_and_value_head()
         validate(Config(network=NetworkConfig(lm_train_layers=2)))
     with pytest.raises(ConfigError, match=r"network\.kv_cache is for network\.kind = 'lm'"):
         validate(Config(network=NetworkConfig(kv_cache=True)))
+
+
+def test_acting_in_bfloat16_gives_float32_q_values_close_to_float32():
+    from textdqn.networks import make_acting_network
+
+    class Envs:  # what make_acting_network reads of a vector env
+        single_observation_space, single_action_space = OBS_SPACE, ACTIONS
+
+    network = NetworkConfig(kind="lm", lm=SPEC, dueling=True, act_dtype="bfloat16")
+    half = make_acting_network(Envs, network)
+    full = make_acting_network(Envs, dataclasses.replace(network, act_dtype="float32"))
+    assert next(half.parameters()).dtype == torch.bfloat16
+    load_numpy_state_(half, state_to_numpy(full))  # weights arrive as float32 numpy
+    obs = _rows([3, 9, 12])
+    with torch.no_grad():
+        q_half, q_full = half(obs), full(obs)
+    assert q_half.dtype == torch.float32
+    torch.testing.assert_close(q_half, q_full, atol=0.05, rtol=0.05)
+    with pytest.raises(ConfigError, match=r"network\.act_dtype = 'float16': use float32 or bfloat16"):
+        validate(Config(network=dataclasses.replace(network, act_dtype="float16")))
+
+
+def test_cpu_bf16_learner_updates_close_to_float32():
+    sample = _lm_sample()
+    half, full = _lm_learner("cpu", cpu_bf16=True), _lm_learner("cpu")
+    seen = {}  # the dtype of a matrix product in the LM, for each learner
+
+    def watch(name):
+        def hook(module, args, out):
+            seen.setdefault(name, out.dtype)
+
+        return hook
+
+    for name, learner in (("half", half), ("full", full)):
+        learner.online.lm.transformer.h[0].mlp.c_fc.register_forward_hook(watch(name))
+    results = [learner.update(sample) for learner in (half, full)]
+    assert seen == {"half": torch.bfloat16, "full": torch.float32}
+    assert all(np.isfinite(r.priorities).all() and r.priorities.dtype == np.float32 for r in results)
+    np.testing.assert_allclose(results[0].priorities, results[1].priorities, rtol=0.05, atol=0.05)
+    assert next(half.online.parameters()).dtype == torch.float32  # autocast: the weights stay float32
+
+
+def test_lm_train_layers_is_checked_before_start_and_on_resume():
+    from textdqn.cluster.preflight import _check_networks_fit, check_before_start
+    from textdqn.config import load_config
+
+    shipped = load_config("configs/textgen.yaml", ("network.lm_train_layers=3",))  # the shipped LM has 2
+    with pytest.raises(ConfigError, match=r"network\.lm_train_layers = 3 exceeds the LM's 2 layers"):
+        check_before_start(shipped, "serial", None, None)
+    spec = {**SPEC, "layers": 3}
+    one = Config(
+        network=NetworkConfig(kind="lm", lm=spec, lm_train_layers=1), learner=LearnerConfig(device="cpu")
+    )
+    learner = Learner(one, OBS_SPACE, ACTIONS)
+    learner.update(_lm_sample())
+    state = learner.state_dict()
+    _check_networks_fit(one, (OBS_SPACE, ACTIONS), state)  # the same settings: fits
+    two = dataclasses.replace(one, network=dataclasses.replace(one.network, lm_train_layers=2))
+    with pytest.raises(ConfigError, match=r"optimizer holds \d+ trained tensors but this config trains \d+"):
+        _check_networks_fit(two, (OBS_SPACE, ACTIONS), state)
+    with pytest.raises(ConfigError, match=r"cpu_bf16 = true does nothing with learner\.bf16 = false"):
+        validate(Config(learner=LearnerConfig(bf16=False, cpu_bf16=True)))

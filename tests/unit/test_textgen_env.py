@@ -194,3 +194,15 @@ def test_configuration_errors_name_the_key_and_the_fix(tmp_path):
     no_eos.save_pretrained(str(tmp_path / "lm"))
     with pytest.raises(ConfigError, match="has no eos_token"):
         TextGenEnv(lm={"path": str(tmp_path / "lm")})
+
+
+def test_a_bfloat16_reference_lm_gives_float32_log_probs_close_to_float32(env):
+    half = TextGenEnv(lm_dtype="bfloat16")
+    assert next(half.reference.model.parameters()).dtype == torch.bfloat16
+    assert next(env.reference.model.parameters()).dtype == torch.float32  # a separate, shared copy
+    half.reset(seed=0, options={"prompt_index": 2})
+    env.reset(seed=0, options={"prompt_index": 2})
+    assert half._state.logp.dtype == np.float32
+    np.testing.assert_allclose(half._state.logp, env._state.logp, atol=0.15)
+    with pytest.raises(ConfigError, match=r"env\.kwargs\.lm_dtype = 'half': use float32 or bfloat16"):
+        TextGenEnv(lm_dtype="half")

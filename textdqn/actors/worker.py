@@ -201,8 +201,9 @@ class RolloutWorker:
             batch, q_sa, env = batch.take(acted), q_sa[acted], env[acted]
         q_next = np.zeros((len(batch), self.envs.single_action_space.n), np.float32)
         cut = ended[env] & (batch.discount > 0)  # cut by the time limit: s' is a final observation
-        if cut.any():
-            q_next[cut] = self.q_values(batch.next_obs[cut])
+        if cut.any():  # final observations, not the envs' next ones: past any KV caches
+            with torch.no_grad():
+                q_next[cut] = self.net(torch.as_tensor(batch.next_obs[cut])).numpy()
         self._awaiting.append(_Awaiting(batch, q_sa, env, q_next, ~ended[env] & (batch.discount > 0)))
 
     def _score_awaiting(self, q: np.ndarray) -> None:

@@ -4,7 +4,9 @@
   pass over every sent batch;
 - `--compare kv-cache` (TextGen-v0 with network kind lm): acting and the envs' reference LM
   reading only each env's new token from KV caches, batched across envs (network.kv_cache),
-  against forward passes over every whole text.
+  against forward passes over every whole text;
+- `--compare bf16` (network kind lm): the acting Q-network and the reference LM in bfloat16
+  (network.act_dtype, env.kwargs.lm_dtype) against float32.
 
 The actor is the config's RolloutWorker (its envs, network and n-step adder) past its warm
 start, in this process with one thread, as in local mode; no replay, no learner, so the
@@ -24,25 +26,33 @@ from textdqn.actors.worker import RolloutWorker
 from textdqn.config import Config
 from textdqn.errors import ConfigError
 
-COMPARISONS = {"priorities": ("acted", "forward pass"), "kv-cache": ("kv cache", "whole texts")}
+COMPARISONS = {
+    "priorities": ("acted", "forward pass"),
+    "kv-cache": ("kv cache", "whole texts"),
+    "bf16": ("bfloat16", "float32"),
+}
 """each comparison's two settings: the new way first"""
+LM_ONLY = ("kv-cache", "bf16")
 
 
-def _worker(config: Config, setting: str) -> RolloutWorker:
+def _worker(config: Config, compare: str, setting: str) -> RolloutWorker:
     actors = dataclasses.replace(config.actors, warm_start_steps=0)
-    cached = setting == "kv cache"
-    if setting in COMPARISONS["kv-cache"]:
-        if config.network.kind != "lm":
-            raise ConfigError(
-                f"bench actor --compare kv-cache needs network.kind lm (a TextGen-v0 config), not "
-                f"{config.network.kind!r}"
-            )
-        network = dataclasses.replace(config.network, kv_cache=cached)
-        config = dataclasses.replace(config, network=network)
-    worker = RolloutWorker(dataclasses.replace(config, actors=actors), 0, seed=config.run.seed)
+    if compare in LM_ONLY and config.network.kind != "lm":
+        raise ConfigError(
+            f"bench actor --compare {compare} needs network.kind lm (a TextGen-v0 config), not "
+            f"{config.network.kind!r}"
+        )
+    network, env = config.network, config.env
+    if compare == "kv-cache":
+        network = dataclasses.replace(network, kv_cache=setting == "kv cache")
+    if compare == "bf16":  # the acting Q-network and the envs' reference LM
+        network = dataclasses.replace(network, act_dtype=setting)
+        env = dataclasses.replace(env, kwargs={**env.kwargs, "lm_dtype": setting})
+    config = dataclasses.replace(config, actors=actors, network=network, env=env)
+    worker = RolloutWorker(config, 0, seed=config.run.seed)
     worker.acted_priorities = setting != "forward pass"
-    if setting in COMPARISONS["kv-cache"]:
-        worker.envs.envs[0].unwrapped.reference.batch_with_cache = cached  # shared by the envs
+    if compare == "kv-cache":  # the envs share one reference LM
+        worker.envs.envs[0].unwrapped.reference.batch_with_cache = setting == "kv cache"
     return worker
 
 
@@ -59,7 +69,7 @@ def run_actor_bench(
     before = torch.get_num_threads()
     workers = {}
     for name in COMPARISONS[compare]:
-        workers[name] = _worker(config, name)
+        workers[name] = _worker(config, compare, name)
         workers[name].rollout(config.actors.sync_every)  # warm-up: allocator, first batches
     torch.set_num_threads(1)
     rates: dict[str, list[float]] = {name: [] for name in workers}

@@ -144,7 +144,8 @@ def actor_table(result: dict) -> Table:
     """bench actor: one rollout actor's env steps/s under each of two settings."""
     n = result["settings"]["num_envs"]
     table = Table(title=f"rollout actor ({result['config']}, {n} envs, one thread)")
-    table.add_column("initial priorities" if result["compare"] == "priorities" else "reading texts")
+    heading = {"priorities": "initial priorities", "kv-cache": "reading texts", "bf16": "LMs' dtype"}
+    table.add_column(heading[result["compare"]])
     table.add_column("env steps/s", justify="right")
     for r in result["rows"]:
         table.add_row(r["setting"], f"{r['env_steps_per_s']:,.1f}")

@@ -37,8 +37,22 @@ def check_before_start(config: Config, mode: str, address: str | None, learner_s
                 "learner.device = 'cuda' but torch sees no GPU on this machine: use learner.device=auto "
                 "(cuda when there is one) or cpu"
             )
+    if config.network.kind == "lm" and config.network.lm_train_layers:
+        _check_train_layers(config)
     if learner_state is not None:
         _check_networks_fit(config, spaces, learner_state)
+
+
+def _check_train_layers(config: Config) -> None:
+    """network.lm_train_layers is at most the LM's layer count (read from its config.json)."""
+    from textdqn.lm import layer_count
+
+    layers = layer_count(config.network.lm)
+    if layers is not None and config.network.lm_train_layers > layers:
+        raise ConfigError(
+            f"network.lm_train_layers = {config.network.lm_train_layers} exceeds the LM's {layers} layers: "
+            f"set at most {layers} (or 0 to train the whole LM)"
+        )
 
 
 def _check_networks_fit(config: Config, spaces: tuple, learner_state: dict) -> None:
@@ -54,3 +68,11 @@ def _check_networks_fit(config: Config, spaces: tuple, learner_state: dict) -> N
             f"the checkpoint's Q-network does not fit the network this config builds ({first}); "
             "resume without changing network.* or env.* settings, or start a new run"
         ) from None
+    trained = sum(p.requires_grad for p in net.parameters())
+    groups = learner_state.get("optimizer", {}).get("param_groups", [])
+    saved = sum(len(g["params"]) for g in groups)
+    if groups and saved != trained:
+        raise ConfigError(
+            f"the checkpoint's optimizer holds {saved} trained tensors but this config trains {trained}: "
+            "resume with the checkpoint's network.lm_train_layers (RUN_DIR/config.yaml), or start a new run"
+        )

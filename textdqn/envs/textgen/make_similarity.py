@@ -89,7 +89,7 @@ def make_encoder(out: Path, width: int = WIDTH, seed: int = SEED) -> Path:
         num_hidden_layers=0,
         num_attention_heads=1,
         intermediate_size=width,
-        max_position_embeddings=64,
+        max_position_embeddings=512,  # all zero: as long as the plug-in's max_length allows
         pad_token_id=tokenizer.pad_token_id,
     )
     model = BertModel(config).eval()  # its pooler is never used: the plug-in mean-pools
@@ -108,10 +108,8 @@ def make_encoder(out: Path, width: int = WIDTH, seed: int = SEED) -> Path:
         embeddings.token_type_embeddings.weight.zero_()
         embeddings.LayerNorm.weight.fill_(1.0)
         embeddings.LayerNorm.bias.zero_()
-        for (
-            weight
-        ) in model.pooler.parameters():  # unused (the plug-in mean-pools): zero, so the file is the same
-            weight.zero_()
+        for parameter in model.pooler.parameters():  # unused (the plug-in mean-pools): zero it
+            parameter.zero_()
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out))
     save_tokenizer(tokenizer, out)

@@ -108,17 +108,21 @@ class ReferenceLM:
             state.cache, state.logp = rows[row], logp[row]
 
     def _read_whole(self, states: list[LMState]) -> None:
-        """Each state's whole prefix in one right-padded batch, without a cache; the log-probs
-        read at each row's last token. The states' caches are dropped."""
+        """Each state's whole prefix in one left-padded batch (each row at its own positions),
+        without a cache; the model's logits at the last position, as `_run` reads them. The
+        states' caches are dropped."""
         lengths = [len(state.ids) for state in states]
-        ids = torch.zeros((len(states), max(lengths)), dtype=torch.long)
+        longest = max(lengths)
+        ids = torch.zeros((len(states), longest), dtype=torch.long)
+        mask = torch.zeros((len(states), longest), dtype=torch.long)
         for row, state in enumerate(states):
-            ids[row, : len(state.ids)] = torch.as_tensor(state.ids)
-        mask = (torch.arange(ids.shape[1]) < torch.as_tensor(lengths)[:, None]).long()
-        hidden = self.model.base_model(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
-        last = hidden[torch.arange(len(states)), torch.as_tensor(lengths) - 1]
-        logits = self.model.get_output_embeddings()(last)[:, : self.vocab_size].float()
-        logp = torch.log_softmax(logits, dim=-1).numpy()
+            ids[row, longest - len(state.ids) :] = torch.as_tensor(state.ids)
+            mask[row, longest - len(state.ids) :] = 1
+        positions = (mask.cumsum(1) - 1).clamp(min=0)
+        out = self.model(
+            input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False, **self._last_only
+        )
+        logp = torch.log_softmax(out.logits[:, -1, : self.vocab_size].float(), dim=-1).numpy()
         for row, state in enumerate(states):
             state.cache, state.logp = None, logp[row]
 
