@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.tiny_llama import tiny_llama
 from textdqn.lm import causal_lm
 from textdqn.lm_cache import FullRead, PrefixCache, acting_q
 from textdqn.lm_network import LMQNetwork
@@ -14,19 +15,7 @@ VOCAB, T = 60, 24
 
 
 def _llama():
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=VOCAB,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-    )
-    return LlamaForCausalLM(config)
+    return tiny_llama(VOCAB)
 
 
 def _rows(texts: list[list[int]]) -> torch.Tensor:

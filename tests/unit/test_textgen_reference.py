@@ -6,8 +6,8 @@ import copy
 
 import numpy as np
 import pytest
-import torch
 
+from tests.tiny_llama import tiny_llama
 from textdqn.envs.textgen.reference import ReferenceLM
 from textdqn.lm import causal_lm
 
@@ -15,19 +15,7 @@ VOCAB = 60
 
 
 def _llama():
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=VOCAB,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-    )
-    return LlamaForCausalLM(config).eval()
+    return tiny_llama(VOCAB)
 
 
 @pytest.mark.parametrize(
