@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 LM_KEYS = ("path", "layers", "width", "heads", "seed")
 """Keys of a causal LM spec (the env's and the network's `lm`): causal_lm's arguments but the sizes."""
 
+LM_DTYPES = ("float32", "bfloat16")
+"""dtypes an LM that is not trained may compute in (env.kwargs.lm_dtype, network.act_dtype)"""
+
 PACKAGE_PREFIX = "textdqn:"
 """A path "textdqn:envs/textgen/data/concepts-lm" names a directory inside the installed package."""
 

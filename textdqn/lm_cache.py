@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from textdqn.errors import ConfigError
+from textdqn.networks import q_values
 
 KV = list[tuple[Tensor, Tensor]]
 """a cache's (keys, values) per layer, each [1, kv_heads, L, head_dim]"""
@@ -139,8 +140,6 @@ class PrefixCache:
             self.clear()  # no half-updated state: the next call reads every row whole
             raise
         self._ids = prefixes
-        from textdqn.networks import q_values
-
         net = self.net
         return q_values(torch.stack(hidden), net.lm.get_output_embeddings(), net.value, net.q_scale).float()
 

@@ -79,6 +79,15 @@ class LMQNetwork(nn.Module):
         return q_values(last, self.lm.get_output_embeddings(), self.value, self.q_scale).float()
 
 
+def check_train_layers(train_layers: int, layers: int) -> None:
+    """ConfigError when network.lm_train_layers asks for more layers than the LM has."""
+    if train_layers > layers:
+        raise ConfigError(
+            f"network.lm_train_layers = {train_layers} exceeds the LM's {layers} layers: set at most "
+            f"{layers} (or 0 to train the whole LM)"
+        )
+
+
 def _freeze_below(lm: nn.Module, train_layers: int) -> None:
     """Freeze all of `lm` but its top `train_layers` transformer layers and its final norm (the
     modules after the layer list in its base model: GPT-2's ln_f, Llama's norm)."""
@@ -88,11 +97,7 @@ def _freeze_below(lm: nn.Module, train_layers: int) -> None:
             f"network.lm_train_layers: cannot find the transformer layers of {type(lm).__name__}"
         )
     layers = lists[0]
-    if train_layers > len(layers):
-        raise ConfigError(
-            f"network.lm_train_layers = {train_layers} exceeds the LM's {len(layers)} layers: set at most "
-            f"{len(layers)} (or 0 to train the whole LM)"
-        )
+    check_train_layers(train_layers, len(layers))
     lm.requires_grad_(False)
     layers[len(layers) - train_layers :].requires_grad_(True)
     children = list(lm.base_model.children())

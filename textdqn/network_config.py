@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textdqn.lm import LM_KEYS, resolve_path
+from textdqn.lm import LM_DTYPES, LM_KEYS, resolve_path
 from textdqn.typed_config import Rule, above, at_least, join
 
 KINDS = ("auto", "mlp", "encoder", "lm")
@@ -104,8 +104,8 @@ class NetworkConfig:
             ]
         if self.kind != "lm" and self.lm:
             return [f"{lm} is set but {kind} = {self.kind!r} does not use it: set {kind} to 'lm' or drop it"]
-        if self.act_dtype not in ("float32", "bfloat16"):
-            return [f"{join(path, 'act_dtype')} = {self.act_dtype!r}: use float32 or bfloat16"]
+        if self.act_dtype not in LM_DTYPES:
+            return [f"{join(path, 'act_dtype')} = {self.act_dtype!r}: use {' or '.join(LM_DTYPES)}"]
         lm_only = {"kv_cache": self.kv_cache, "lm_train_layers": self.lm_train_layers}
         lm_only["act_dtype"] = self.act_dtype != "float32"
         if self.kind != "lm" and any(lm_only.values()):

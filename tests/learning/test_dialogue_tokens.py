@@ -8,17 +8,12 @@ budget leaves next to the other tests, so it runs only when asked:
 The budget is in env steps, never wall-clock: the time limit is switched off here.
 """
 
-import os
-
 import pytest
 
 pytestmark = [
     pytest.mark.learning,
     pytest.mark.timeout(3600),
-    pytest.mark.skipif(
-        os.environ.get("TEXTDQN_SLOW_TESTS") != "1",
-        reason="about 7 min on 2 cores: run with TEXTDQN_SLOW_TESTS=1",
-    ),
+    pytest.mark.slow,  # only with TEXTDQN_SLOW_TESTS=1 (tests/learning/conftest.py)
 ]
 
 ENV_STEP_BUDGET = 300_000

@@ -10,17 +10,12 @@ It needs about 7 minutes of a 2-core machine to itself (418 s, 100,352 env steps
 The budget is in env steps, never wall-clock: the time limit is switched off here.
 """
 
-import os
-
 import pytest
 
 pytestmark = [
     pytest.mark.learning,
     pytest.mark.timeout(1800),
-    pytest.mark.skipif(
-        os.environ.get("TEXTDQN_SLOW_TESTS") != "1",
-        reason="about 7 min on 2 cores: run with TEXTDQN_SLOW_TESTS=1",
-    ),
+    pytest.mark.slow,  # only with TEXTDQN_SLOW_TESTS=1 (tests/learning/conftest.py)
 ]
 
 ENV_STEP_BUDGET = 150_000

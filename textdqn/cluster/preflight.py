@@ -46,13 +46,11 @@ def check_before_start(config: Config, mode: str, address: str | None, learner_s
 def _check_train_layers(config: Config) -> None:
     """network.lm_train_layers is at most the LM's layer count (read from its config.json)."""
     from textdqn.lm import layer_count
+    from textdqn.lm_network import check_train_layers
 
     layers = layer_count(config.network.lm)
-    if layers is not None and config.network.lm_train_layers > layers:
-        raise ConfigError(
-            f"network.lm_train_layers = {config.network.lm_train_layers} exceeds the LM's {layers} layers: "
-            f"set at most {layers} (or 0 to train the whole LM)"
-        )
+    if layers is not None:
+        check_train_layers(config.network.lm_train_layers, layers)
 
 
 def _check_networks_fit(config: Config, spaces: tuple, learner_state: dict) -> None:

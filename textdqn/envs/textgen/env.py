@@ -41,7 +41,7 @@ from textdqn.envs.textgen.rewards import coverage, covered, kl_penalty, make_rew
 from textdqn.envs.textgen.vector import TextGenVectorEnv
 from textdqn.envs.word_tokenizer import save_tokenizer
 from textdqn.errors import ConfigError
-from textdqn.lm import LM_KEYS, SHIPPED_LM, shared_causal_lm
+from textdqn.lm import LM_DTYPES, LM_KEYS, SHIPPED_LM, shared_causal_lm
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,8 +143,8 @@ class TextGenEnv(gym.Env):
         self.vocab_size = len(self.tokenizer)
         self.chat_template = bool(chat_template)
         self.eos_id = tokens.stop_token_id(self.tokenizer, self.chat_template)
-        if lm_dtype not in ("float32", "bfloat16"):
-            raise ConfigError(f"env.kwargs.lm_dtype = {lm_dtype!r}: use float32 or bfloat16")
+        if lm_dtype not in LM_DTYPES:
+            raise ConfigError(f"env.kwargs.lm_dtype = {lm_dtype!r}: use {' or '.join(LM_DTYPES)}")
         sizes = {"vocab_size": self.vocab_size, "max_positions": self.max_tokens, **lm}
         model = shared_causal_lm(path, dtype=lm_dtype, **sizes)
         self.reference = ReferenceLM(model, self.vocab_size, self.max_tokens)

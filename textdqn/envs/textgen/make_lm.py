@@ -89,13 +89,17 @@ def make_corpus(count: int, seed: int = 0) -> list[tuple[str, str]]:
                 entry = wanted[slot[0]].pop(rng.randrange(len(wanted[slot[0]])))
             else:
                 entry = entries[order[rng.choices(range(len(order)), weights)[0]]]
-            if slot[0] == "n":
-                fields.update({slot: entry[0], slot + "p": entry[-1]})
-            else:
-                forms = dict(zip(("", "s", "ing", "ed"), entry, strict=True))
-                fields.update({slot + suffix: form for suffix, form in forms.items()})
+            fields.update(slot_fields(slot, entry))
         texts.append((prompt, sentence.format(**fields)))
     return texts
+
+
+def slot_fields(slot: str, entry: tuple[str, ...]) -> dict[str, str]:
+    """A SENTENCES slot ("n0", "v1") filled with a word list entry: a noun's base form and
+    plural ("n0", "n0p"), a verb's base, s, ing and ed forms ("v1", "v1s", "v1ing", "v1ed")."""
+    if slot[0] == "n":
+        return {slot: entry[0], slot + "p": entry[-1]}
+    return {slot + suffix: form for suffix, form in zip(("", "s", "ing", "ed"), entry, strict=True)}
 
 
 def _slots(sentence: str) -> list[str]:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from textdqn.envs.textgen.make_lm import SENTENCES, _slots
+from textdqn.envs.textgen.make_lm import SENTENCES, _slots, slot_fields
 from textdqn.envs.textgen.make_prompts import make_records, to_jsonl
 from textdqn.envs.textgen.prompts import PromptRecord, load_prompts
 from textdqn.envs.textgen.tokens import build_tokenizer
@@ -60,12 +60,9 @@ def target_sentence(concepts: tuple[str, ...], rng: random.Random) -> str:
     rng.shuffle(chosen_n)
     rng.shuffle(chosen_v)
     fields = {}
-    for i, entry in enumerate(chosen_n):
-        fields.update({f"n{i}": entry[0], f"n{i}p": entry[-1]})
-    for i, entry in enumerate(chosen_v):
-        fields.update(
-            {f"v{i}{suffix}": form for suffix, form in zip(("", "s", "ing", "ed"), entry, strict=True)}
-        )
+    for kind, chosen in (("n", chosen_n), ("v", chosen_v)):
+        for i, entry in enumerate(chosen):
+            fields.update(slot_fields(f"{kind}{i}", entry))
     return sentence.format(**fields)
 
 

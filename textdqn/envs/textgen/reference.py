@@ -93,7 +93,7 @@ class ReferenceLM:
         caches are left-padded to the longest prefix and stacked, each row reads its token at
         its own position (the padding masked out), and each state keeps its row of the new
         cache. States without a cache, or caches of a kind that cannot be stacked, are read
-        whole instead (right-padded, no cache; `advance` rebuilds the cache later)."""
+        whole instead (`_read_whole`: no cache; `advance` rebuilds it later)."""
         if not states:
             return
         for state, token in zip(states, tokens, strict=True):
