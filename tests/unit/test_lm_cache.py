@@ -69,3 +69,21 @@ def test_cached_q_values_in_bfloat16_and_for_a_batch_that_changes_size():
         for text in texts:
             text.append(int(rng.integers(1, VOCAB)))
     assert cached.cached_reads == 3 * 2 + 3 * 3  # all but the first call and the one after the change
+
+
+def test_a_cache_with_sliding_window_layers_is_a_clear_config_error():
+    from transformers import MistralConfig, MistralForCausalLM
+
+    from textdqn.errors import ConfigError
+
+    torch.manual_seed(0)
+    config = MistralConfig(
+        vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=64, sliding_window=4,
+    )  # fmt: skip
+    cached = PrefixCache(LMQNetwork(MistralForCausalLM(config).eval()))
+    with pytest.raises(
+        ConfigError, match=r"MistralForCausalLM's KV cache .* cannot be stacked.*kv_cache false"
+    ):
+        cached(_rows([[3, 5, 6, 7]]))
+    assert cached._ids == [] and cached.cached_reads == 0  # nothing half-kept
