@@ -215,11 +215,19 @@ class ActorConfig:
     """ε reached by the decaying schedules (times each slot's Ape-X factor)"""
     epsilon_decay_steps: int = 100_000
     """env steps per actor of the linear decay, or the half-life of the exponential one"""
+    explore_temperature: float = 0.0
+    """what an exploratory (ε) action is: 0 = uniformly random over the valid actions; τ > 0 =
+    drawn from softmax(Q / τ) over them (Boltzmann exploration; with network.kind lm and τ =
+    network.q_scale, at first the reference LM's own sampling)"""
     warm_start_steps: int = 0
     """env steps per actor acted by the env's rule agent (its rule_action()) before ε-greedy
     takes over: TC-Bot's warm start of replay with a baseline's dialogues; 0 = off"""
     n_step: int = 3
     """steps summed into one transition's reward"""
+    n_step_cut: bool = False
+    """end an n-step transition before an exploratory action (Watkins's Q(λ)), so that its
+    return follows the greedy policy only; warm-start (rule) actions count as exploratory.
+    False = Ape-X's uncorrected n-step returns"""
     gamma: float = 0.99
     """discount per env step"""
     send_batch_size: int = 256
@@ -243,6 +251,7 @@ class ActorConfig:
         "epsilon_alpha": at_least(0, "a float"),
         "epsilon_final": in_range(0, 1),
         "epsilon_decay_steps": at_least(0),
+        "explore_temperature": at_least(0, "a float"),
         "warm_start_steps": at_least(0),
         "n_step": at_least(1),
         "gamma": in_range(0, 1),

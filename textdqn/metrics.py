@@ -56,8 +56,9 @@ Row = Mapping[str, float | int | None]
 
 class RunDirectory:
     """The files of one run, all under `path`: config.yaml (the resolved config), metrics.csv
-    (one row per log interval), tensorboard/ (event files), checkpoints/, summary.json (the
-    final summary) and learning_curve.png; each has a property below."""
+    (one row per log interval), evaluations.jsonl (every metric of each evaluation), tensorboard/
+    (event files), checkpoints/, summary.json (the final summary) and learning_curve.png; each
+    has a property below."""
 
     def __init__(self, path: str | Path) -> None:
         self._path = Path(path)
@@ -81,6 +82,10 @@ class RunDirectory:
     @property
     def checkpoints_dir(self) -> Path:
         return self._path / "checkpoints"
+
+    @property
+    def evaluations_path(self) -> Path:
+        return self._path / "evaluations.jsonl"
 
     @property
     def summary_path(self) -> Path:
@@ -175,6 +180,8 @@ def _plain(value: Any) -> Any:
 class MetricsLogger:
     """Appends metric rows to the run's metrics.csv (flushed after every row) and writes one
     TensorBoard scalar per non-empty column, tagged with the column name, at step = env_steps.
+    Each evaluation's whole result (log_evaluation) goes to evaluations.jsonl and to TensorBoard
+    as eval/<metric>: metrics.csv has room for the return, success and target only.
 
     A resumed run appends to the existing metrics.csv when its header equals `columns`. When
     the header differs (the columns changed between versions), rows go to the first
@@ -193,6 +200,7 @@ class MetricsLogger:
             self._csv.writerow(self.columns)
             self._file.flush()
         self._rows = 0
+        self._evaluations = run.evaluations_path
         self._writer = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
@@ -221,6 +229,19 @@ class MetricsLogger:
             for column, value in zip(self.columns, values, strict=True):
                 if value is not None:
                     self._writer.add_scalar(column, float(value), global_step=step)
+
+    def log_evaluation(self, result: Mapping[str, Any], env_steps: int, wall_s: float) -> None:
+        """Append an evaluation's `result` (every metric its env reports: coverage, perplexity,
+        wrong informs, ...) as one JSON line with its env steps and wall time, and write each
+        numeric metric to TensorBoard as eval/<metric> at step = env_steps."""
+        record = {"env_steps": int(env_steps), "wall_s": float(wall_s), **result}
+        with self._evaluations.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(record, default=_json_default) + "\n")
+        if self._writer is not None:
+            for key, value in result.items():
+                value = _plain(value)
+                if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+                    self._writer.add_scalar(f"eval/{key}", float(value), global_step=int(env_steps))
 
     def close(self) -> None:
         """Flush and close the CSV and the TensorBoard writer (idempotent)."""

@@ -99,3 +99,19 @@ def test_all_false_mask_raises():
         masked_argmax(Q, mask)
     with pytest.raises(ValueError, match="no action"):
         epsilon_greedy(Q, 0.5, np.random.default_rng(0), mask)
+
+
+def test_boltzmann_exploration_draws_from_the_masked_softmax():
+    rng = np.random.default_rng(3)
+    q = np.array([[1.0, 0.0, -1.0, 5.0]])
+    mask = np.array([[True, True, True, False]])
+    rows = 20_000
+    actions = epsilon_greedy(np.repeat(q, rows, 0), 1.0, rng, np.repeat(mask, rows, 0), temperature=0.5)
+    counts = np.bincount(actions, minlength=4) / rows
+    expected = np.exp(q[0, :3] / 0.5) / np.exp(q[0, :3] / 0.5).sum()
+    assert counts[3] == 0.0  # the masked action, although its Q is the highest
+    np.testing.assert_allclose(counts[:3], expected, atol=0.01)
+    # ε = 0 rows stay greedy whatever the temperature
+    np.testing.assert_array_equal(epsilon_greedy(Q, 0.0, rng, MASK, temperature=2.0), [2, 0, 1])
+    with pytest.raises(ValueError, match="temperature"):
+        epsilon_greedy(Q, 1.0, rng, MASK, temperature=-1.0)

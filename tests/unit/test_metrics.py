@@ -101,6 +101,29 @@ def test_logger_writes_header_rows_empty_cells_and_tensorboard_events(run):
     assert events and events[0].stat().st_size > 0
 
 
+def test_every_evaluation_metric_goes_to_evaluations_jsonl_and_tensorboard(run):
+    import json
+
+    import numpy as np
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    logger = MetricsLogger(run, METRIC_COLUMNS)
+    logger.log_evaluation({"return_mean": 1.5, "coverage_mean": np.float32(0.75), "agent": "greedy"}, 100, 2.0)
+    logger.log_evaluation({"return_mean": 2.5, "judge_perplexity": float("inf")}, 200, 4.0)
+    logger.close()
+    lines = [json.loads(line) for line in run.evaluations_path.read_text().splitlines()]
+    assert lines == [
+        {"env_steps": 100, "wall_s": 2.0, "return_mean": 1.5, "coverage_mean": 0.75, "agent": "greedy"},
+        {"env_steps": 200, "wall_s": 4.0, "return_mean": 2.5, "judge_perplexity": float("inf")},
+    ]
+    events = EventAccumulator(str(run.tensorboard_dir))
+    events.Reload()
+    assert [(e.step, e.value) for e in events.Scalars("eval/return_mean")] == [(100, 1.5), (200, 2.5)]
+    assert [e.value for e in events.Scalars("eval/coverage_mean")] == [0.75]
+    assert "eval/agent" not in events.Tags()["scalars"]  # text is not a scalar
+    assert "eval/judge_perplexity" not in events.Tags()["scalars"]  # nor is infinity
+
+
 def test_logger_rejects_unknown_columns_by_name(run):
     logger = MetricsLogger(run, METRIC_COLUMNS, tensorboard=False)
     with pytest.raises(ValueError, match="returns_mean"):

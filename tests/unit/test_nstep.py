@@ -140,14 +140,18 @@ def test_bad_arguments():
         NStepAdder(2, n=3, gamma=0.9).add(_obs(0), [0], [0.0], _obs(1), F, F, 0)
 
 
-def _reference(episodes, n, gamma):
-    """Every transition a correct adder emits, keyed by (env, episode, t), computed one by one."""
+def _reference(episodes, n, gamma, cut=False):
+    """Every transition a correct adder emits, keyed by (env, episode, t), computed one by one;
+    with `cut`, windows end before the first exploratory action after their first step."""
     expected = {}
     for (env, ep), steps in episodes.items():
         ended = steps[-1]["term"] or steps[-1]["trunc"]
         for t in range(len(steps)):
             k = min(n, len(steps) - t)
-            if k < n and not ended:
+            explored = [j for j in range(1, k) if cut and steps[t + j]["x"]]
+            if explored:
+                k = explored[0]  # cut: bootstraps from the obs the exploratory action was taken in
+            elif k < n and not ended:
                 continue  # window still pending when the stream stops
             window = steps[t : t + k]
             last = window[-1]
@@ -167,6 +171,7 @@ def _reference(episodes, n, gamma):
 @settings(max_examples=80, deadline=None)
 @given(data=st.data())
 def test_matches_brute_force(data):
+    cut = data.draw(st.booleans(), label="cut_at_exploration")
     num_envs = data.draw(st.integers(1, 4), label="num_envs")
     n = data.draw(st.integers(1, 4), label="n")
     gamma = data.draw(st.sampled_from([0.0, 0.5, 0.9, 1.0]), label="gamma")
@@ -187,7 +192,13 @@ def test_matches_brute_force(data):
         ),
         label="rewards",
     )
-    adder = NStepAdder(num_envs, n, gamma)
+    explored = data.draw(
+        st.lists(
+            st.lists(st.booleans(), min_size=num_envs, max_size=num_envs), min_size=length, max_size=length
+        ),
+        label="explored",
+    )
+    adder = NStepAdder(num_envs, n, gamma, cut_at_exploration=cut)
     episode, t_in_ep = np.zeros(num_envs, dtype=int), np.zeros(num_envs, dtype=int)
     episodes, emitted = {}, []
     for step in range(length):
@@ -209,17 +220,34 @@ def test_matches_brute_force(data):
                     v=version[e],
                     term=term[e],
                     trunc=trunc[e],
+                    x=explored[step][e],
                 )
             )
+        q = (1000 * episode + 10 * t_in_ep + envs).astype(np.float32)  # names the step
         out = adder.add(
-            obs, action, np.array(rewards[step], dtype=float), next_obs, term, trunc, version, mask
+            obs,
+            action,
+            np.array(rewards[step], dtype=float),
+            next_obs,
+            term,
+            trunc,
+            version,
+            mask,
+            q_taken=q,
+            explored=np.array(explored[step]),
         )
         if out is not None:
             emitted.append(out)
+            assert len(adder.emitted_env) == len(adder.emitted_q) == len(adder.emitted_cut) == len(out)
+            np.testing.assert_array_equal(adder.emitted_env, out.obs[:, 0])
+            first = 1000 * out.obs[:, 1] + 10 * out.obs[:, 2] + out.obs[:, 0]  # the first step's q
+            np.testing.assert_array_equal(adder.emitted_q, first)
+            if not cut:
+                assert not adder.emitted_cut.any()
         done = term | trunc
         episode, t_in_ep = episode + done, np.where(done, 0, t_in_ep + 1)
 
-    expected = _reference(episodes, n, gamma)
+    expected = _reference(episodes, n, gamma, cut)
     got = {}
     for batch in emitted:
         for i in range(len(batch)):

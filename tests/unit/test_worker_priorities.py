@@ -66,3 +66,24 @@ def test_without_acted_priorities_every_batch_takes_a_forward_pass():
     worker.initial_priorities = lambda batch: forward.append(len(batch)) or score(batch)
     sent, _ = worker.rollout(256)
     assert sent and sum(forward) >= sum(len(b) for b in sent)
+
+
+def test_n_step_cut_ends_windows_before_exploratory_actions():
+    """ε = 1 with the cut: a random act among dozens is almost never the greedy one, so almost
+    every transition is one step long (discount γ, or 0 at the end); without the cut, n steps.
+    Priorities still equal a forward pass over what is sent."""
+    lengths = {}
+    for cut in (False, True):
+        config = Config(
+            env=CASES["dialogue"],
+            network=NetworkConfig(hidden=(32,)),
+            actors=ActorConfig(send_batch_size=16, n_step=3, epsilon=1.0, epsilon_alpha=0.0, n_step_cut=cut),
+        )
+        worker = RolloutWorker(config, 0, seed=2)
+        batches = [b for _ in range(4) for b in worker.rollout(128)[0]]
+        discount = np.concatenate([b.discount for b in batches])
+        one_step = np.isclose(discount, config.actors.gamma)
+        lengths[cut] = one_step[discount > 0].mean()
+        for batch in batches:
+            np.testing.assert_allclose(batch.priority, worker.initial_priorities(batch), rtol=1e-5, atol=1e-4)
+    assert lengths[False] < 0.2 and lengths[True] > 0.8, lengths

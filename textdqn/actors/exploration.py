@@ -84,16 +84,22 @@ def epsilon_greedy(
     epsilons: np.ndarray | float,
     rng: np.random.Generator,
     action_mask: np.ndarray | None = None,
+    temperature: float = 0.0,
 ) -> np.ndarray:
     """ε-greedy actions for N rows at once.
 
-    q_values: float [N, A]. epsilons: float [N] or a scalar, the probability that row i takes a
-    uniformly random valid action instead of the greedy one. action_mask: bool [N, A] or None.
+    q_values: float [N, A]. epsilons: float [N] or a scalar, the probability that row i takes an
+    exploratory action instead of the greedy one. action_mask: bool [N, A] or None.
+    temperature: 0 = an exploratory action is uniformly random over the valid ones; τ > 0 = it
+    is drawn from softmax(Q / τ) over the valid ones (Boltzmann exploration: alternatives the
+    network already rates well are tried more often than hopeless ones).
     Returns int64 [N]. Raises ValueError if some row has no valid action.
     """
     q_values = np.asarray(q_values)
     if q_values.ndim != 2:
         raise ValueError(f"q_values must have shape [N, A], got {q_values.shape}")
+    if not temperature >= 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
     num_rows, num_actions = q_values.shape
     if action_mask is not None:
         action_mask = _check_mask(action_mask, q_values.shape)
@@ -102,13 +108,14 @@ def epsilon_greedy(
     explore = np.flatnonzero(rng.random(num_rows) < eps)
     if explore.size == 0:
         return actions
-    if action_mask is None:
-        actions[explore] = rng.integers(num_actions, size=explore.size)
+    if temperature > 0:
+        # Gumbel-max: argmax of Q / τ plus iid Gumbel noise is a draw from softmax(Q / τ).
+        scores = q_values[explore] / temperature + rng.gumbel(size=(explore.size, num_actions))
     else:
-        # Uniform over valid actions: iid uniform scores, invalid ones pushed below every valid one.
-        scores = rng.random((explore.size, num_actions))
-        scores[~action_mask[explore]] = -1.0
-        actions[explore] = np.argmax(scores, axis=1)
+        scores = rng.random((explore.size, num_actions))  # iid uniform: a uniform draw
+    if action_mask is not None:
+        scores = np.where(action_mask[explore], scores, -np.inf)  # invalid ones below every valid one
+    actions[explore] = np.argmax(scores, axis=1)
     return actions
 
 

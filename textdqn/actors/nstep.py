@@ -4,6 +4,9 @@ Per env e and start step t, the transition covers k = min(n, steps until the epi
     reward   = Σ_{j<k} γ^j r_{t+j}
     discount = 0 if the episode terminated within the window, else γ^k (truncation bootstraps)
     next_obs = the observation after step t+k−1 (the final one if the episode ended there)
+With `cut_at_exploration`, k also stops before the first exploratory action after step t
+(Watkins's Q(λ)): the return then follows the greedy policy only, and next_obs is the
+observation that action was taken in (discount γ^k).
 See DESIGN.md, "Contracts", and `textdqn.types.TransitionBatch`.
 """
 
@@ -23,11 +26,19 @@ class NStepAdder:
     env whose episode ended (terminated or truncated), all of its pending ones. Windows still
     pending are never emitted by themselves: `clear()` drops them (e.g. after an env crash).
 
-    After a call that returned transitions, `emitted_env` holds each one's env (int [B]) and
-    `emitted_q` the `q_taken` given with its first step (float32 [B], NaN where none was).
+    After a call that returned transitions, `emitted_env` holds each one's env (int [B]),
+    `emitted_q` the `q_taken` given with its first step (float32 [B], NaN where none was) and
+    `emitted_cut` whether it was cut short by an exploratory action (bool [B]: its next_obs
+    is then the observation the call was given, not the next one).
+
+    cut_at_exploration: end every window of an env before an action `add` is told was
+    exploratory (`explored`), so that no transition's return sums rewards of exploratory
+    actions after its first: n-step returns under ε-greedy otherwise estimate the exploring
+    policy's value, which in envs where a random action is costly (a token that breaks a
+    sentence) pulls the greedy actions' values down.
     """
 
-    def __init__(self, num_envs: int, n: int, gamma: float) -> None:
+    def __init__(self, num_envs: int, n: int, gamma: float, cut_at_exploration: bool = False) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         if n < 1:
@@ -37,6 +48,8 @@ class NStepAdder:
         self.num_envs = num_envs
         self.n = n
         self.gamma = float(gamma)
+        self.cut_at_exploration = bool(cut_at_exploration)
+        self._last_mask: np.ndarray | None = None  # [N, A] the mask of the obs the next call brings
         # gamma_powers[k - 1] = γ^k, the discount of a k-step transition that bootstraps.
         self._gamma_powers = self.gamma ** np.arange(1, n + 1, dtype=np.float64)
         self._obs: np.ndarray | None = None  # [n, N, ...] obs dtype
@@ -50,6 +63,7 @@ class NStepAdder:
         self.emitted = 0  # transitions returned so far
         self.emitted_env = np.zeros(0, dtype=np.int64)
         self.emitted_q = np.zeros(0, dtype=np.float32)
+        self.emitted_cut = np.zeros(0, dtype=bool)
 
     @property
     def pending(self) -> np.ndarray:
@@ -59,6 +73,7 @@ class NStepAdder:
     def clear(self) -> None:
         """Drop every pending step of every env (their transitions are never emitted)."""
         self._pending[:] = 0
+        self._last_mask = None
 
     def add(
         self,
@@ -71,6 +86,7 @@ class NStepAdder:
         policy_version: int | np.ndarray,
         next_action_mask: np.ndarray | None = None,
         q_taken: np.ndarray | None = None,
+        explored: np.ndarray | None = None,
     ) -> TransitionBatch | None:
         """Record one vector-env step; return the transitions it completed, or None.
 
@@ -82,14 +98,63 @@ class NStepAdder:
         or on none (the batch schema must not change).
         q_taken: float [N] or None, Q(obs, action) where the policy computed it (the actor's
         initial priorities need it; see `emitted_q`).
+        explored: bool [N] or None, which actions were exploratory (not the greedy policy's);
+        with cut_at_exploration, the windows pending before them are emitted first.
         """
         obs, next_obs = np.asarray(obs), np.asarray(next_obs)
         self._check_step(obs, next_obs, next_action_mask)
+        cut = None
+        if self.cut_at_exploration and explored is not None:
+            cut = self._cut(np.flatnonzero(np.asarray(explored, dtype=bool) & (self._pending > 0)), obs)
+        if next_action_mask is not None:
+            self._last_mask = np.array(next_action_mask, dtype=bool)
+        batch = self._record(
+            obs, action, reward, next_obs, terminated, truncated, policy_version, next_action_mask, q_taken
+        )
+        if cut is None:
+            return batch
+        if batch is None:
+            self.emitted_env, self.emitted_q, self.emitted_cut = cut[1:]
+            return cut[0]
+        self.emitted_env = np.concatenate([cut[1], self.emitted_env])
+        self.emitted_q = np.concatenate([cut[2], self.emitted_q])
+        self.emitted_cut = np.concatenate([cut[3], self.emitted_cut])
+        return TransitionBatch.concat([cut[0], batch])
+
+    def _cut(self, env: np.ndarray, obs: np.ndarray):
+        """(transitions, envs, q_taken, cut flags) of every window pending for the envs `env`,
+        ending at the last step recorded and bootstrapping from `obs`; None for no env."""
+        if env.size == 0:
+            return None
+        last = (self._step - 1) % self.n
+        returns = self._window_returns(last)
+        # an env with p pending steps has windows of length k = 1..p ending at `last`
+        k_index, column = np.nonzero(np.arange(self.n)[:, None] < self._pending[None, env])
+        env = env[column]
+        start = (last - k_index) % self.n
+        self._pending[env] = 0
+        mask = None if self._last_mask is None else self._last_mask[env]
+        self.emitted += env.size
+        batch = TransitionBatch(
+            obs=self._obs[start, env],
+            action=self._action[start, env],
+            reward=returns[k_index, env].astype(np.float32),
+            discount=self._gamma_powers[k_index].astype(np.float32),
+            next_obs=obs[env],
+            next_action_mask=mask,
+            policy_version=self._version[start, env],
+        )
+        return batch, env, self._q_taken[start, env], np.ones(env.size, dtype=bool)
+
+    def _record(
+        self, obs, action, reward, next_obs, terminated, truncated, version, next_action_mask, q_taken
+    ):
+        """Store one step; the transitions it completed (or None), as `add` describes."""
         slot = self._step % self.n
         self._obs[slot] = obs
         self._action[slot] = np.asarray(action)
         self._reward[slot] = np.asarray(reward)
-        self._version[slot] = np.broadcast_to(np.asarray(policy_version), (self.num_envs,))
+        self._version[slot] = np.broadcast_to(np.asarray(version), (self.num_envs,))
         self._q_taken[slot] = np.nan if q_taken is None else np.asarray(q_taken, dtype=np.float32)
         self._step += 1
         self._pending += 1
@@ -110,6 +175,7 @@ class NStepAdder:
         mask = None if next_action_mask is None else np.asarray(next_action_mask, dtype=bool)[env]
         self.emitted += env.size
         self.emitted_env, self.emitted_q = env, self._q_taken[start, env]
+        self.emitted_cut = np.zeros(env.size, dtype=bool)
         return TransitionBatch(
             obs=self._obs[start, env],
             action=self._action[start, env],

@@ -21,7 +21,7 @@ import logging
 import numpy as np
 import torch
 
-from textdqn.actors.exploration import ape_x_epsilons, epsilon_at, epsilon_greedy
+from textdqn.actors.exploration import ape_x_epsilons, epsilon_at, epsilon_greedy, masked_argmax
 from textdqn.actors.nstep import NStepAdder
 from textdqn.config import Config
 from textdqn.envs import (
@@ -67,7 +67,9 @@ class RolloutWorker:
         self.num_envs = num_envs
         self._slots = slice(worker_index * num_envs, (worker_index + 1) * num_envs)
         self._rng = np.random.default_rng(seed)
-        self._adder = NStepAdder(num_envs, config.actors.n_step, config.actors.gamma)
+        self._adder = NStepAdder(
+            num_envs, config.actors.n_step, config.actors.gamma, cut_at_exploration=config.actors.n_step_cut
+        )
         self.mask_format = replay_mask_format(self.envs)
         self._pending: list[TransitionBatch] = []  # with initial priorities
         self._unscored: list[TransitionBatch] = []  # scored by one forward pass when sent
@@ -113,10 +115,14 @@ class RolloutWorker:
             q = None
             if self.env_steps + stats.env_steps < self.config.actors.warm_start_steps:
                 actions = self._rule_actions()
+                explored = np.ones(self.num_envs, dtype=bool)  # not the greedy policy's
             else:
                 q = self.q_values(self._obs)
                 self._score_awaiting(q)
-                actions = epsilon_greedy(q, eps, self._rng, self._mask)
+                actions = epsilon_greedy(
+                    q, eps, self._rng, self._mask, self.config.actors.explore_temperature
+                )
+                explored = actions != masked_argmax(q, self._mask)
             try:
                 next_obs, reward, terminated, truncated, info = self.envs.step(actions)
             except Exception as e:  # a crashed env: reset it, count it, carry on (up to a bound)
@@ -135,6 +141,7 @@ class RolloutWorker:
                 self.version,
                 true_next_masks(next_mask, info),
                 q_taken=None if q is None else q[np.arange(self.num_envs), actions],
+                explored=explored,
             )
             ended = terminated | truncated
             if batch is not None:
@@ -192,12 +199,14 @@ class RolloutWorker:
     def _hold(self, batch: TransitionBatch, ended: np.ndarray) -> None:
         """Keep the transitions `add` just returned until their initial priorities are known."""
         q_sa, env = self._adder.emitted_q, self._adder.emitted_env
-        chosen_by_rule = np.isnan(q_sa) if self.acted_priorities else np.ones(len(batch), bool)
-        if chosen_by_rule.any():  # no Q-values from acting: a forward pass when sent
-            self._unscored.append(batch.take(np.flatnonzero(chosen_by_rule)))
-            if chosen_by_rule.all():
+        # no Q-values from acting (a rule's action), or an s' that is not the envs' next obs
+        # (a window cut before an exploratory action: s' is the obs it was taken in)
+        unscored = np.isnan(q_sa) | self._adder.emitted_cut | (not self.acted_priorities)
+        if unscored.any():  # a forward pass when sent
+            self._unscored.append(batch.take(np.flatnonzero(unscored)))
+            if unscored.all():
                 return
-            acted = np.flatnonzero(~chosen_by_rule)
+            acted = np.flatnonzero(~unscored)
             batch, q_sa, env = batch.take(acted), q_sa[acted], env[acted]
         q_next = np.zeros((len(batch), self.envs.single_action_space.n), np.float32)
         cut = ended[env] & (batch.discount > 0)  # cut by the time limit: s' is a final observation

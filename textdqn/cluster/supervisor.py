@@ -325,6 +325,7 @@ def _supervise(config: Config, run: RunDirectory, runner, counters: _Counters, l
             if next_eval is not None and counters.env_steps >= next_eval:
                 next_eval += every * ((counters.env_steps - next_eval) // every + 1)  # the next grid point
                 final_eval = _evaluate(evaluator, runner, config, row)
+                logger.log_evaluation(final_eval, counters.env_steps, wall)
                 reached = target_reached(stop, final_eval)
             if counters.updates >= next_ckpt:
                 next_ckpt = counters.updates + config.run.checkpoint_every_updates
@@ -339,6 +340,7 @@ def _supervise(config: Config, run: RunDirectory, runner, counters: _Counters, l
     counters.learner_restarts = restarts_before + runner.learner_restarts
     if not reached and failure is None:  # after a fault the env may be what failed
         final_eval = _evaluate(evaluator, runner, config, {})
+        logger.log_evaluation(final_eval, counters.env_steps, wall)
         reached = target_reached(stop, final_eval)
     logger.close()
     evaluator.close()
