@@ -108,7 +108,8 @@ def test_every_evaluation_metric_goes_to_evaluations_jsonl_and_tensorboard(run):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     logger = MetricsLogger(run, METRIC_COLUMNS)
-    logger.log_evaluation({"return_mean": 1.5, "coverage_mean": np.float32(0.75), "agent": "greedy"}, 100, 2.0)
+    first = {"return_mean": 1.5, "coverage_mean": np.float32(0.75), "agent": "greedy"}
+    logger.log_evaluation(first, 100, 2.0)
     logger.log_evaluation({"return_mean": 2.5, "judge_perplexity": float("inf")}, 200, 4.0)
     logger.close()
     lines = [json.loads(line) for line in run.evaluations_path.read_text().splitlines()]

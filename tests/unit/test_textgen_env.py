@@ -206,3 +206,34 @@ def test_a_bfloat16_reference_lm_gives_float32_log_probs_close_to_float32(env):
     np.testing.assert_allclose(half._state.logp, env._state.logp, atol=0.15)
     with pytest.raises(ConfigError, match=r"env\.kwargs\.lm_dtype = 'half': use float32 or bfloat16"):
         TextGenEnv(lm_dtype="half")
+
+
+def test_mark_used_concepts_rewrites_only_the_observed_prompt():
+    from textdqn.cluster.preflight import check_before_start
+    from textdqn.config import load_config
+
+    marked = TextGenEnv(split="test", eos_after_concepts=True, mark_used_concepts=True)
+    plain = TextGenEnv(split="test", eos_after_concepts=True)
+    assert not marked.observations_grow and plain.observations_grow
+    unk, tok = marked.tokenizer.unk_token_id, marked.tokenizer
+    index = [r.id for r in marked.records].index("cg-0039")  # box, piano, wait
+    obs, _ = marked.reset(options={"prompt_index": index})
+    plain_obs, _ = plain.reset(options={"prompt_index": index})
+    np.testing.assert_array_equal(obs, plain_obs)  # nothing used yet
+    prompt = list(plain_obs[1 : 1 + plain_obs[0]])
+    for word in ["the", "boxes", "waits", "the", "piano", "."]:  # an inflection marks its concept
+        token = tok.convert_tokens_to_ids(word)
+        obs, reward, _, _, info = marked.step(token)
+        plain_obs, plain_reward, _, _, plain_info = plain.step(token)
+        assert reward == plain_reward  # the reference LM reads the real prompt
+        np.testing.assert_array_equal(info["action_mask"], plain_info["action_mask"])
+        assert obs[0] == plain_obs[0] and (obs[1 + len(prompt) :] == plain_obs[1 + len(prompt) :]).all()
+    seen = list(obs[1 : 1 + len(prompt)])
+    for concept in ("box", "piano", "wait"):
+        assert seen[prompt.index(tok.convert_tokens_to_ids(concept))] == unk
+    assert sum(a != b for a, b in zip(seen, prompt, strict=True)) == 3  # nothing else changes
+    config = load_config(
+        "configs/textgen-fluent.yaml", ("env.kwargs.mark_used_concepts=true", "network.kv_cache=true")
+    )
+    with pytest.raises(ConfigError, match=r"network\.kv_cache reads only each step"):
+        check_before_start(config, "serial", None, None)

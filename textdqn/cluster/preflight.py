@@ -27,6 +27,11 @@ def check_before_start(config: Config, mode: str, address: str | None, learner_s
     try:
         check_warm_start(config, env.has_wrapper_attr("rule_action"))
         spaces = (env.observation_space, env.action_space)
+        if config.network.kv_cache and not getattr(env.unwrapped, "observations_grow", True):
+            raise ConfigError(
+                "network.kv_cache reads only each step's new token, but this env rewrites earlier "
+                "tokens of its observations (env.kwargs.mark_used_concepts): turn one of them off"
+            )
     finally:
         env.close()
     if config.learner.device == "cuda" and (mode == "serial" or address is None):

@@ -86,6 +86,12 @@ class TextGenEnv(gym.Env):
         chat_template: show each prompt as a user turn of the LM tokenizer's chat template (an
             instruct model's), the agent writing the assistant's turn; the stop action is then the
             end-of-turn token (tokens.stop_token_id).
+        mark_used_concepts: in the observation (not what the reference LM or the judge read), each
+            prompt token that spells a concept the text already uses becomes the tokenizer's
+            unknown token: "write a sentence with: [UNK], piano, wait." once "box" is written.
+            The Q-network then reads which concepts are left (and that none is, where EOS
+            becomes allowed) instead of having to work it out from the prompt and the text.
+            Observations then stop being prefixes of the next ones: not with network.kv_cache.
         lm_dtype: "float32", or "bfloat16": the reference LM (and so the default judge) computes
             in bfloat16, about 1.8x faster for SmolLM2 on a CPU with bfloat16 matrix units
             (README); log-probabilities at bfloat16's precision.
@@ -116,6 +122,7 @@ class TextGenEnv(gym.Env):
         judge: dict[str, Any] | None = None,
         chat_template: bool = False,
         eos_after_concepts: bool = False,
+        mark_used_concepts: bool = False,
         lm_dtype: str = "float32",
     ) -> None:
         for name, value in (("top_k", top_k), ("max_new_tokens", max_new_tokens), ("max_tokens", max_tokens)):
@@ -159,7 +166,9 @@ class TextGenEnv(gym.Env):
         self._concept_groups = [
             tokens.concept_ids(self.tokenizer, [[c] for c in r.concepts]) for r in self.records
         ]
-        self.judge = _make_judge(judge)
+        self.judge = fluency.make_judge(judge)
+        self.mark_used_concepts = bool(mark_used_concepts)
+        self._marks = self._concept_positions() if self.mark_used_concepts else []
         self._greedy: dict[str, Generation] = {}
         self._plan: list[int] = []
 
@@ -317,8 +326,35 @@ class TextGenEnv(gym.Env):
         k = min(self.top_k, self.vocab_size - 1)
         return min(self.vocab_size, k + max(len(ids) for ids in self._concept_ids) + 1)
 
+    @property
+    def observations_grow(self) -> bool:
+        """Whether each observation of an episode extends the one before (network.kv_cache
+        needs it); not with mark_used_concepts, which rewrites the prompt."""
+        return not self.mark_used_concepts
+
+    def _concept_positions(self) -> list[list[np.ndarray]]:
+        """Per record of the split, per concept: the prompt positions of the tokens spelling it
+        (mark_used_concepts); ConfigError when the tokenizer has no unknown token to mark with."""
+        self._marker = self.tokenizer.unk_token_id
+        if self._marker is None:
+            raise ConfigError(
+                "env.kwargs.mark_used_concepts needs a tokenizer with an unknown token to mark used "
+                "concepts with; this reference LM's has none: set mark_used_concepts false"
+            )
+        return [
+            [np.flatnonzero(np.isin(prompt, ids)) for ids in groups]
+            for prompt, groups in zip(self._prompt_ids, self._concept_groups, strict=True)
+        ]
+
     def _observation(self) -> np.ndarray:
-        ids = np.concatenate([self._prompt_ids[self._index], np.asarray(self._generated, dtype=np.int64)])
+        prompt = self._prompt_ids[self._index]
+        if self.mark_used_concepts:
+            used = covered(words(self._text), self.record.concepts)
+            marks = list(itertools.compress(self._marks[self._index], used))
+            if marks:
+                prompt = prompt.copy()
+                prompt[np.concatenate(marks)] = self._marker
+        ids = np.concatenate([prompt, np.asarray(self._generated, dtype=np.int64)])
         obs = np.zeros(self.observation_space.shape, dtype=self.observation_space.dtype)
         obs[0] = len(ids)
         obs[1 : 1 + len(ids)] = ids
@@ -407,24 +443,3 @@ class TextGenEnv(gym.Env):
                 **self._text_metrics(self.record, self._text, ended, -self._logp_sum, len(self._generated)),
             )
         return self._observation(), self._reward, self._done, False, info
-
-
-def _make_judge(spec: dict[str, Any] | None) -> fluency.Judge | None:
-    """The fluency judge of env.kwargs.judge ({"path": local causal LM}); None for the reference."""
-    if not spec:
-        return None
-    unknown = sorted(set(spec) - {"path"})
-    if unknown or not spec.get("path"):
-        raise ConfigError(
-            f"env.kwargs.judge = {spec!r}: give {{path: DIR}}, a local causal LM checkpoint with its "
-            "tokenizer (or leave judge out: the reference LM judges)"
-        )
-    from transformers import AutoTokenizer
-
-    from textdqn.lm import load_local
-
-    path = str(spec["path"])
-    tokenizer = load_local(AutoTokenizer, path, "env.kwargs.judge.path", "causal LM tokenizer")
-    if tokenizer.eos_token_id is None:
-        raise ConfigError(f"the judge's tokenizer at {path!r} has no eos_token: set one and save it again")
-    return fluency.Judge(shared_causal_lm(path), tokenizer)

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from textdqn.envs.textgen.tokens import encode_prompts
+from textdqn.errors import ConfigError
+from textdqn.lm import shared_causal_lm
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -108,3 +110,24 @@ class Judge:
         logp = torch.log_softmax(logits, dim=-1)
         picked = logp[torch.arange(len(scored)), torch.as_tensor(scored)]
         return float(-picked.sum()), len(scored)
+
+
+def make_judge(spec: dict[str, Any] | None) -> Judge | None:
+    """The fluency judge of env.kwargs.judge ({"path": local causal LM}); None for the reference."""
+    if not spec:
+        return None
+    unknown = sorted(set(spec) - {"path"})
+    if unknown or not spec.get("path"):
+        raise ConfigError(
+            f"env.kwargs.judge = {spec!r}: give {{path: DIR}}, a local causal LM checkpoint with its "
+            "tokenizer (or leave judge out: the reference LM judges)"
+        )
+    from transformers import AutoTokenizer
+
+    from textdqn.lm import load_local
+
+    path = str(spec["path"])
+    tokenizer = load_local(AutoTokenizer, path, "env.kwargs.judge.path", "causal LM tokenizer")
+    if tokenizer.eos_token_id is None:
+        raise ConfigError(f"the judge's tokenizer at {path!r} has no eos_token: set one and save it again")
+    return Judge(shared_causal_lm(path), tokenizer)
