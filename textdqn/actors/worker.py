@@ -115,14 +115,14 @@ class RolloutWorker:
             q = None
             if self.env_steps + stats.env_steps < self.config.actors.warm_start_steps:
                 actions = self._rule_actions()
-                explored = np.ones(self.num_envs, dtype=bool)  # not the greedy policy's
+                explored = np.ones(self.num_envs, dtype=bool)  # not the greedy policy's actions
             else:
                 q = self.q_values(self._obs)
                 self._score_awaiting(q)
                 actions = epsilon_greedy(
                     q, eps, self._rng, self._mask, self.config.actors.explore_temperature
                 )
-                explored = actions != masked_argmax(q, self._mask)
+                explored = actions != masked_argmax(q, self._mask) if self._adder.cut_at_exploration else None
             try:
                 next_obs, reward, terminated, truncated, info = self.envs.step(actions)
             except Exception as e:  # a crashed env: reset it, count it, carry on (up to a bound)

@@ -88,7 +88,8 @@ class TextGenEnv(gym.Env):
             end-of-turn token (tokens.stop_token_id).
         mark_used_concepts: in the observation (not what the reference LM or the judge read), each
             prompt token that spells a concept the text already uses becomes the tokenizer's
-            unknown token: "write a sentence with: [UNK], piano, wait." once "box" is written.
+            unknown token: "write a sentence with: [UNK], piano, wait." once "box" is written
+            (with a subword tokenizer, every prompt token among the concept's subword tokens).
             The Q-network then reads which concepts are left (and that none is, where EOS
             becomes allowed) instead of having to work it out from the prompt and the text.
             Observations then stop being prefixes of the next ones: not with network.kv_cache.
