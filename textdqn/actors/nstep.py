@@ -103,53 +103,45 @@ class NStepAdder:
         """
         obs, next_obs = np.asarray(obs), np.asarray(next_obs)
         self._check_step(obs, next_obs, next_action_mask)
-        cut = None
+        parts = []
         if self.cut_at_exploration and explored is not None:
-            cut = self._cut(np.flatnonzero(np.asarray(explored, dtype=bool) & (self._pending > 0)), obs)
+            cut = np.flatnonzero(np.asarray(explored, dtype=bool) & (self._pending > 0))
+            if cut.size:
+                parts.append(self._cut(cut, obs))
         if next_action_mask is not None:
             self._last_mask = np.array(next_action_mask, dtype=bool)
-        batch = self._record(
+        completed = self._record(
             obs, action, reward, next_obs, terminated, truncated, policy_version, next_action_mask, q_taken
         )
-        if cut is None:
-            return batch
-        if batch is None:
-            self.emitted_env, self.emitted_q, self.emitted_cut = cut[1:]
-            return cut[0]
-        self.emitted_env = np.concatenate([cut[1], self.emitted_env])
-        self.emitted_q = np.concatenate([cut[2], self.emitted_q])
-        self.emitted_cut = np.concatenate([cut[3], self.emitted_cut])
-        return TransitionBatch.concat([cut[0], batch])
+        if completed is not None:
+            parts.append(completed)
+        if not parts:
+            return None
+        batches, envs, q_taken_first, cut_flags = zip(*parts, strict=True)
+        self.emitted_env, self.emitted_q, self.emitted_cut = (
+            np.concatenate(x) for x in (envs, q_taken_first, cut_flags)
+        )
+        self.emitted += len(self.emitted_env)
+        return batches[0] if len(batches) == 1 else TransitionBatch.concat(list(batches))
 
     def _cut(self, env: np.ndarray, obs: np.ndarray):
-        """(transitions, envs, q_taken, cut flags) of every window pending for the envs `env`,
-        ending at the last step recorded and bootstrapping from `obs`; None for no env."""
-        if env.size == 0:
-            return None
+        """The part (see `_part`) of every window pending for the envs `env`, ending at the last
+        step recorded and bootstrapping from `obs`; those envs then hold no pending step."""
         last = (self._step - 1) % self.n
         returns = self._window_returns(last)
         # an env with p pending steps has windows of length k = 1..p ending at `last`
         k_index, column = np.nonzero(np.arange(self.n)[:, None] < self._pending[None, env])
         env = env[column]
-        start = (last - k_index) % self.n
         self._pending[env] = 0
         mask = None if self._last_mask is None else self._last_mask[env]
-        self.emitted += env.size
-        batch = TransitionBatch(
-            obs=self._obs[start, env],
-            action=self._action[start, env],
-            reward=returns[k_index, env].astype(np.float32),
-            discount=self._gamma_powers[k_index].astype(np.float32),
-            next_obs=obs[env],
-            next_action_mask=mask,
-            policy_version=self._version[start, env],
-        )
-        return batch, env, self._q_taken[start, env], np.ones(env.size, dtype=bool)
+        start = (last - k_index) % self.n
+        discount = self._gamma_powers[k_index]
+        return self._part(start, env, returns[k_index, env], discount, obs[env], mask, cut=True)
 
     def _record(
         self, obs, action, reward, next_obs, terminated, truncated, version, next_action_mask, q_taken
     ):
-        """Store one step; the transitions it completed (or None), as `add` describes."""
+        """Store one step; the part (see `_part`) of the transitions it completed, or None."""
         slot = self._step % self.n
         self._obs[slot] = obs
         self._action[slot] = np.asarray(action)
@@ -170,21 +162,24 @@ class NStepAdder:
             return None
 
         returns = self._window_returns(slot)
-        start = (slot - k_index) % self.n
         discount = np.where(np.asarray(terminated, dtype=bool)[env], 0.0, self._gamma_powers[k_index])
         mask = None if next_action_mask is None else np.asarray(next_action_mask, dtype=bool)[env]
-        self.emitted += env.size
-        self.emitted_env, self.emitted_q = env, self._q_taken[start, env]
-        self.emitted_cut = np.zeros(env.size, dtype=bool)
-        return TransitionBatch(
+        start = (slot - k_index) % self.n
+        return self._part(start, env, returns[k_index, env], discount, next_obs[env], mask, cut=False)
+
+    def _part(self, start, env, reward, discount, next_obs, mask, cut: bool):
+        """(transitions, their envs, the q_taken of their first steps, whether each was cut):
+        the windows starting at ring slots `start` of envs `env`."""
+        batch = TransitionBatch(
             obs=self._obs[start, env],
             action=self._action[start, env],
-            reward=returns[k_index, env].astype(np.float32),
-            discount=discount.astype(np.float32),
-            next_obs=next_obs[env],
+            reward=reward.astype(np.float32),
+            discount=np.asarray(discount).astype(np.float32),
+            next_obs=next_obs,
             next_action_mask=mask,
             policy_version=self._version[start, env],
         )
+        return batch, env, self._q_taken[start, env], np.full(env.size, cut)
 
     def _window_returns(self, slot: int) -> np.ndarray:
         """float64 [n, N]: row k−1 holds Σ_{j<k} γ^j r over the k steps ending at ring `slot`.

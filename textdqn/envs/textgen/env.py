@@ -169,6 +169,7 @@ class TextGenEnv(gym.Env):
         ]
         self.judge = fluency.make_judge(judge)
         self.mark_used_concepts = bool(mark_used_concepts)
+        self._marker = self.tokenizer.unk_token_id  # what a used concept reads as (mark_used_concepts)
         self._marks = self._concept_positions() if self.mark_used_concepts else []
         self._greedy: dict[str, Generation] = {}
         self._plan: list[int] = []
@@ -313,11 +314,10 @@ class TextGenEnv(gym.Env):
         logp = np.where(self.banned, -np.inf, self._state.logp)
         k = min(self.top_k, self.vocab_size - 1)
         mask[np.argpartition(-logp, k - 1)[:k]] = True
-        used = covered(words(self._text), self.record.concepts)  # step_begin's text of this prefix
-        for ids in itertools.compress(self._concept_groups[self._index], ~used):
+        for ids in itertools.compress(self._concept_groups[self._index], ~self._used):
             mask[ids] = True
         mask[self.banned] = False
-        if self.eos_after_concepts and not used.all():
+        if self.eos_after_concepts and not self._used.all():
             mask[self.eos_id] = False  # an unused concept's tokens are allowed: never an empty mask
         return mask
 
@@ -336,7 +336,6 @@ class TextGenEnv(gym.Env):
     def _concept_positions(self) -> list[list[np.ndarray]]:
         """Per record of the split, per concept: the prompt positions of the tokens spelling it
         (mark_used_concepts); ConfigError when the tokenizer has no unknown token to mark with."""
-        self._marker = self.tokenizer.unk_token_id
         if self._marker is None:
             raise ConfigError(
                 "env.kwargs.mark_used_concepts needs a tokenizer with an unknown token to mark used "
@@ -350,8 +349,7 @@ class TextGenEnv(gym.Env):
     def _observation(self) -> np.ndarray:
         prompt = self._prompt_ids[self._index]
         if self.mark_used_concepts:
-            used = covered(words(self._text), self.record.concepts)
-            marks = list(itertools.compress(self._marks[self._index], used))
+            marks = list(itertools.compress(self._marks[self._index], self._used))
             if marks:
                 prompt = prompt.copy()
                 prompt[np.concatenate(marks)] = self._marker
@@ -394,6 +392,7 @@ class TextGenEnv(gym.Env):
             raise IndexError(f"prompt_index {index} is out of range: the split has {count} prompts")
         self._index, self.record = int(index), self.records[index]
         self._generated, self._done, self._text, self._reward = [], False, "", 0.0
+        self._used = np.zeros(len(self.record.concepts), dtype=bool)
         self._potential = self._total = self._logp_sum = 0.0
         self._state: LMState = self.reference.start(self._prompt_ids[index])
         return self._observation(), {"action_mask": self.action_mask()}
@@ -418,6 +417,7 @@ class TextGenEnv(gym.Env):
         self._done = token == self.eos_id or len(self._generated) >= self.max_new_tokens
         reward = kl_penalty(logp, self.kl_coef)
         self._text = self.generated_text()  # for the reward and for the next action mask
+        self._used = covered(words(self._text), self.record.concepts)  # for the mask and observation
         if self.per_token or self._done:
             score = self.text_score(self._text, self.record)
             reward += score - self._potential  # without per_token the potential stays 0: the whole score
