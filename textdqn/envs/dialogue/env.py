@@ -9,7 +9,8 @@ Reward (TC-Bot's, plus one rule): −1 a turn, −2 for a turn that cost the use
 (a repeated act, a wrong or unasked-for inform, ...); at the end +2·max_turns on success,
 −max_turns on failure.
 Observation "vector": belief-state features (last user intent, informed / confirmed /
-requested slots, the agent's last act, turn, knowledge-base match counts, offer state).
+requested slots, the slots the agent has asked for and asked to confirm, the agent's last
+act, turn, knowledge-base match counts, offer state).
 Observation "tokens": the dialogue so far as text (`transcript`, rendered from the domain's
 templates), tokenized by the domain's word-level tokenizer into `max_tokens` uint16 ids
 ([CLS], the turn counter [Tk], [USR]/[SYS] before each turn, the most recent tokens kept,
@@ -135,7 +136,7 @@ class DialogueEnv(gym.Env):
         d = self.domain
         self._size = (
             len(USER_INTENTS)
-            + 2 * len(d.informable)
+            + 4 * len(d.informable)
             + len(d.requestable)
             + len(self.acts)
             + 1
@@ -190,6 +191,7 @@ class DialogueEnv(gym.Env):
     def _reset_belief(self) -> None:
         self.heard: dict[str, str] = {}  # slot -> value the system believes ("any" = don't care)
         self.confirmed: set[str] = set()
+        self.asked: set[tuple[str, str]] = set()  # (request | confirm, slot) the system has said
         self.user_requests: set[str] = set()
         self.offered: int | None = None
         self.last_user = "greeting"
@@ -241,6 +243,8 @@ class DialogueEnv(gym.Env):
         obs += [float(self.last_user == i) for i in USER_INTENTS]
         obs += [float(s in self.heard) for s in d.informable]
         obs += [float(s in self.confirmed) for s in d.informable]
+        obs += [float(("request", s) in self.asked) for s in d.informable]
+        obs += [float(("confirm", s) in self.asked) for s in d.informable]
         obs += [float(s in self.user_requests) for s in d.requestable]
         obs += [float(self.last_act == i) for i in range(len(self.acts))]
         obs.append(self.user.state.turns / self.max_turns)
@@ -270,6 +274,8 @@ class DialogueEnv(gym.Env):
         act: SystemAct = self.acts[int(action)]
         turn = self._resolve(act)
         self.last_act = int(action)
+        if act.intent in ("request", "confirm"):
+            self.asked.add((act.intent, act.slot))
         if act.intent == "offer":
             self.user_requests -= set(self.domain.offer_slots)
         lapses = self.user.state.lapses

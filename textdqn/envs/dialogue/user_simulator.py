@@ -251,7 +251,9 @@ class UserSimulator:
 
 def perceive(act: UserAct, domain: Domain, error_rate: float, rng: np.random.Generator) -> UserAct:
     """What the system's NLU hears: with probability `error_rate` the intent is replaced by
-    another, and independently each informed value by another value of its slot."""
+    another, and independently each informed value by another value of its slot. A
+    confirmation ("yes", "that's right") says no value: its slot carries the value the system
+    proposed, which nothing can mishear."""
     if error_rate <= 0:
         return act
     intent = act.intent
@@ -260,7 +262,8 @@ def perceive(act: UserAct, domain: Domain, error_rate: float, rng: np.random.Gen
     inform = {}
     for slot, value in act.inform.items():
         values = domain.values(slot) if slot in domain.slots else (value,)
-        if value != "any" and len(values) > 1 and rng.random() < error_rate:
+        said = act.intent != "confirm_yes" and value != "any"
+        if said and len(values) > 1 and rng.random() < error_rate:
             value = str(rng.choice([v for v in values if v != value]))
         inform[slot] = value
     return UserAct(intent, inform=inform, request=act.request)
