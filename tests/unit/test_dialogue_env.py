@@ -5,6 +5,7 @@ import numpy as np
 from gymnasium.utils.env_checker import check_env
 
 import textdqn.envs  # noqa: F401  (registers the textdqn/ ids)
+from textdqn.envs.dialogue.acts import USER_INTENTS
 from textdqn.envs.dialogue.agents import random_action
 
 
@@ -95,3 +96,41 @@ def test_informs_are_masked_once_the_offered_entry_no_longer_fits():
             return
         assert info["action_mask"][informs].all()
     raise AssertionError("no rejected offer in 50 dialogues")
+
+
+def test_the_observation_says_which_slots_the_system_asked_for_and_asked_to_confirm():
+    """A second identical question costs patience, so the policy must see what it has asked."""
+    env = gym.make("textdqn/Dialogue-v0").unwrapped
+    obs, _ = env.reset(seed=0)
+    n = len(env.domain.informable)
+    start = len(USER_INTENTS) + 2 * n  # after the last user intent, heard and confirmed slots
+    requested, confirming = slice(start, start + n), slice(start + n, start + 2 * n)
+    assert not obs[requested].any() and not obs[confirming].any()
+    heard = next(s for s in env.domain.informable if s in env.heard)
+    asked = env.domain.informable.index(heard)
+    obs, *_ = env.step(env.act_index[("confirm", heard)])
+    assert np.flatnonzero(obs[confirming]).tolist() == [asked] and not obs[requested].any()
+    obs, *_ = env.step(env.act_index[("request", env.domain.informable[0])])
+    assert np.flatnonzero(obs[requested]).tolist() == [0]
+    assert np.flatnonzero(obs[confirming]).tolist() == [asked]  # still said
+
+
+def test_when_nothing_matches_the_observation_names_the_heard_constraints_that_rule_everything_out():
+    env = gym.make("textdqn/Dialogue-v0").unwrapped
+    env.reset(seed=0)
+    d, n = env.domain, len(env.domain.informable)
+    suspects = slice(-n, None)  # the last features
+    entry = env.kb.entry(0)
+    slots = [s for s in d.informable if s in d.kb_slots]
+    env.heard = {s: entry[s] for s in slots}  # entry 0 itself: it matches, nobody is suspect
+    assert env.kb.match(env.heard).any() and not env._observation()[suspects].any()
+    misheard = slots[0]
+    others = {s: v for s, v in env.heard.items() if s != misheard}
+    wrong = next(v for v in d.kb_slots[misheard] if not env.kb.match({**others, misheard: v}).any())
+    env.heard[misheard] = wrong  # now nothing matches, and dropping `misheard` would leave entry 0
+    obs = env._observation()
+    assert obs.shape == env.observation_space.shape
+    assert obs[suspects][d.informable.index(misheard)] == 1.0
+    rest = [{k: v for k, v in env.heard.items() if k != s} for s in d.informable]
+    expected = [float(s in slots and env.kb.match(r).any()) for s, r in zip(d.informable, rest, strict=True)]
+    assert obs[suspects].tolist() == expected

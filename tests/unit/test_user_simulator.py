@@ -213,6 +213,15 @@ def test_noise_zero_changes_nothing_and_noise_rate_is_respected():
     assert intent_errors == pytest.approx(0.3, abs=0.03) and value_errors == pytest.approx(0.3, abs=0.03)
 
 
+def test_a_confirmations_yes_carries_the_proposed_value_unmisheard():
+    """The user says "yes" to a confirmation: its intent can be misheard, its value cannot
+    (the value is the one the system proposed, not something the user said)."""
+    act = UserAct("confirm_yes", inform={"city": "seattle"})
+    rng = np.random.default_rng(0)
+    heard = [perceive(act, DOMAIN, 0.3, rng) for _ in range(2000)]
+    assert all(h.inform == {"city": "seattle"} for h in heard)
+    assert np.mean([h.intent != "confirm_yes" for h in heard]) == pytest.approx(0.3, abs=0.04)
+
 def test_action_space_is_built_from_the_domain():
     acts = system_acts(DOMAIN)
     assert len(acts) == 1 + 2 * len(DOMAIN.informable) + len(DOMAIN.requestable) + 4

@@ -10,7 +10,8 @@ Reward (TC-Bot's, plus one rule): −1 a turn, −2 for a turn that cost the use
 −max_turns on failure.
 Observation "vector": belief-state features (last user intent, informed / confirmed /
 requested slots, the slots the agent has asked for and asked to confirm, the agent's last
-act, turn, knowledge-base match counts, offer state).
+act, turn, knowledge-base match counts, offer state, and, when nothing matches, the heard
+constraints whose removal alone would leave a match: the suspects of a mishearing).
 Observation "tokens": the dialogue so far as text (`transcript`, rendered from the domain's
 templates), tokenized by the domain's word-level tokenizer into `max_tokens` uint16 ids
 ([CLS], the turn counter [Tk], [USR]/[SYS] before each turn, the most recent tokens kept,
@@ -136,7 +137,7 @@ class DialogueEnv(gym.Env):
         d = self.domain
         self._size = (
             len(USER_INTENTS)
-            + 4 * len(d.informable)
+            + 5 * len(d.informable)
             + len(d.requestable)
             + len(self.acts)
             + 1
@@ -213,6 +214,11 @@ class DialogueEnv(gym.Env):
         """bool [size]: the entries that fit what the system heard."""
         return self.kb.match(self._constraints())
 
+    def _suspects(self) -> set[str]:
+        """The heard constraints that, dropped alone, would leave a matching entry."""
+        heard = self._constraints()
+        return {s for s in heard if self.kb.match({k: v for k, v in heard.items() if k != s}).any()}
+
     def _offer_fits(self, matches: np.ndarray) -> bool:
         """Whether an entry is offered and still fits what the system heard (`matches`)."""
         return self.offered is not None and bool(matches[self.offered])
@@ -254,6 +260,8 @@ class DialogueEnv(gym.Env):
         obs += [float(i == bucket) for i in range(len(_MATCH_BUCKETS))]
         obs.append(float(self.offered is not None))
         obs.append(float(self._offer_fits(matches)))
+        suspects = self._suspects() if n == 0 else set()
+        obs += [float(s in suspects) for s in d.informable]
         return np.clip(np.asarray(obs, dtype=np.float32), 0.0, 1.0)
 
     # --- gymnasium API ---
