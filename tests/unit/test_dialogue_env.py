@@ -98,8 +98,9 @@ def test_informs_are_masked_once_the_offered_entry_no_longer_fits():
     raise AssertionError("no rejected offer in 50 dialogues")
 
 
-def test_the_observation_says_which_slots_the_system_asked_for_and_asked_to_confirm():
-    """A second identical question costs patience, so the policy must see what it has asked."""
+def test_the_observation_says_what_the_system_asked_for_confirmed_and_whether_it_said_no_match():
+    """A second identical question costs patience, and a second "nothing matches" gets no
+    second fallback, so the policy must see what it has said."""
     env = gym.make("textdqn/Dialogue-v0").unwrapped
     obs, _ = env.reset(seed=0)
     n = len(env.domain.informable)
@@ -113,6 +114,11 @@ def test_the_observation_says_which_slots_the_system_asked_for_and_asked_to_conf
     obs, *_ = env.step(env.act_index[("request", env.domain.informable[0])])
     assert np.flatnonzero(obs[requested]).tolist() == [0]
     assert np.flatnonzero(obs[confirming]).tolist() == [asked]  # still said
+    said_no_match = start + 2 * n
+    assert obs[said_no_match] == 0.0
+    env.heard, _ = _misheard(env)
+    obs, *_ = env.step(env.act_index[("no_match", None)])  # the user settles for its fallback once
+    assert obs[said_no_match] == 1.0
 
 
 def test_when_nothing_matches_the_observation_names_the_heard_constraints_that_rule_everything_out():
@@ -120,17 +126,25 @@ def test_when_nothing_matches_the_observation_names_the_heard_constraints_that_r
     env.reset(seed=0)
     d, n = env.domain, len(env.domain.informable)
     suspects = slice(-n, None)  # the last features
-    entry = env.kb.entry(0)
     slots = [s for s in d.informable if s in d.kb_slots]
+    entry = env.kb.entry(0)
     env.heard = {s: entry[s] for s in slots}  # entry 0 itself: it matches, nobody is suspect
     assert env.kb.match(env.heard).any() and not env._observation()[suspects].any()
-    misheard = slots[0]
-    others = {s: v for s, v in env.heard.items() if s != misheard}
-    wrong = next(v for v in d.kb_slots[misheard] if not env.kb.match({**others, misheard: v}).any())
-    env.heard[misheard] = wrong  # now nothing matches, and dropping `misheard` would leave entry 0
+    env.heard, misheard = _misheard(env)  # nothing matches; dropping `misheard` would leave entry 0
     obs = env._observation()
     assert obs.shape == env.observation_space.shape
     assert obs[suspects][d.informable.index(misheard)] == 1.0
     rest = [{k: v for k, v in env.heard.items() if k != s} for s in d.informable]
     expected = [float(s in slots and env.kb.match(r).any()) for s, r in zip(d.informable, rest, strict=True)]
     assert obs[suspects].tolist() == expected
+
+
+def _misheard(env):
+    """(heard, slot): knowledge-base entry 0's informable values with `slot`'s changed so that
+    nothing matches."""
+    d, entry = env.domain, env.kb.entry(0)
+    heard = {s: entry[s] for s in d.informable if s in d.kb_slots}
+    slot = next(iter(heard))
+    others = {s: v for s, v in heard.items() if s != slot}
+    heard[slot] = next(v for v in d.kb_slots[slot] if not env.kb.match({**others, slot: v}).any())
+    return heard, slot

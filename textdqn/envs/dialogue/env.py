@@ -9,8 +9,8 @@ Reward (TC-Bot's, plus one rule): −1 a turn, −2 for a turn that cost the use
 (a repeated act, a wrong or unasked-for inform, ...); at the end +2·max_turns on success,
 −max_turns on failure.
 Observation "vector": belief-state features (last user intent, informed / confirmed /
-requested slots, the slots the agent has asked for and asked to confirm, the agent's last
-act, turn, knowledge-base match counts, offer state, and, when nothing matches, the heard
+requested slots, the slots the agent has asked for and asked to confirm, whether it has
+said nothing matches (the user settles for its fallback only once), the agent's last act, turn, knowledge-base match counts, offer state, and, when nothing matches, the heard
 constraints whose removal alone would leave a match: the suspects of a mishearing).
 Observation "tokens": the dialogue so far as text (`transcript`, rendered from the domain's
 templates), tokenized by the domain's word-level tokenizer into `max_tokens` uint16 ids
@@ -140,7 +140,7 @@ class DialogueEnv(gym.Env):
             + 5 * len(d.informable)
             + len(d.requestable)
             + len(self.acts)
-            + 1
+            + 2
             + len(_MATCH_BUCKETS)
             + 2
         )
@@ -192,7 +192,7 @@ class DialogueEnv(gym.Env):
     def _reset_belief(self) -> None:
         self.heard: dict[str, str] = {}  # slot -> value the system believes ("any" = don't care)
         self.confirmed: set[str] = set()
-        self.asked: set[tuple[str, str]] = set()  # (request | confirm, slot) the system has said
+        self.said: set[tuple[str, str | None]] = set()  # (intent, slot) of every act the system said
         self.user_requests: set[str] = set()
         self.offered: int | None = None
         self.last_user = "greeting"
@@ -249,8 +249,9 @@ class DialogueEnv(gym.Env):
         obs += [float(self.last_user == i) for i in USER_INTENTS]
         obs += [float(s in self.heard) for s in d.informable]
         obs += [float(s in self.confirmed) for s in d.informable]
-        obs += [float(("request", s) in self.asked) for s in d.informable]
-        obs += [float(("confirm", s) in self.asked) for s in d.informable]
+        obs += [float(("request", s) in self.said) for s in d.informable]
+        obs += [float(("confirm", s) in self.said) for s in d.informable]
+        obs.append(float(("no_match", None) in self.said))
         obs += [float(s in self.user_requests) for s in d.requestable]
         obs += [float(self.last_act == i) for i in range(len(self.acts))]
         obs.append(self.user.state.turns / self.max_turns)
@@ -282,8 +283,7 @@ class DialogueEnv(gym.Env):
         act: SystemAct = self.acts[int(action)]
         turn = self._resolve(act)
         self.last_act = int(action)
-        if act.intent in ("request", "confirm"):
-            self.asked.add((act.intent, act.slot))
+        self.said.add((act.intent, act.slot))
         if act.intent == "offer":
             self.user_requests -= set(self.domain.offer_slots)
         lapses = self.user.state.lapses
