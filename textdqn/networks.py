@@ -279,17 +279,20 @@ def _token_space(space: gym.spaces.Space, kind: str) -> gym.spaces.Box:
     )
 
 
-def state_to_numpy(module: nn.Module) -> dict[str, np.ndarray]:
+def state_to_numpy(module: nn.Module, frozen: bool = True) -> dict[str, np.ndarray]:
     """The module's parameters and buffers as CPU numpy copies, by state-dict key.
 
     Dtypes are kept, except bfloat16 (which numpy lacks), sent as float32. The copies share
     no memory with the module, so they stay valid while training goes on. A tied tensor
-    (one that another key already holds) is sent once, under its first key.
+    (one that another key already holds) is sent once, under its first key. `frozen=False`
+    leaves out the frozen parameters (requires_grad off: with network.lm_train_layers, most
+    of an LM), which every copy of the network holds from its construction; this is what
+    the learner publishes.
     """
     out = {}
-    aliases = _tied_keys(module)
+    skip = _tied_keys(module).keys() | (set() if frozen else _frozen_keys(module))
     for key, value in module.state_dict().items():
-        if key in aliases:
+        if key in skip:
             continue
         tensor = value.detach()
         if tensor.dtype == torch.bfloat16:
@@ -302,14 +305,26 @@ def load_numpy_state_(module: nn.Module, state: dict[str, np.ndarray]) -> None:
     """Load arrays produced by `state_to_numpy` into `module` in place (onto its device/dtype).
 
     Read-only arrays (e.g. from Ray's object store) are fine: values are copied. Missing,
-    unexpected or mis-shaped keys raise RuntimeError (from `load_state_dict`, naming them);
-    a tied key may be missing when the key it is tied to is present.
+    unexpected or mis-shaped keys raise RuntimeError (naming them); a tied key may be
+    missing when the key it is tied to is present, and a frozen parameter may be missing
+    (`state_to_numpy(frozen=False)`): the module keeps its own.
     """
     tensors = {key: _to_tensor(value) for key, value in state.items()}
     for key, first in _tied_keys(module).items():
         if key not in tensors and first in tensors:
             tensors[key] = tensors[first]
-    module.load_state_dict(tensors)
+    missing, unexpected = module.load_state_dict(tensors, strict=False)
+    missing = set(missing) - _frozen_keys(module)
+    if missing or unexpected:
+        raise RuntimeError(
+            f"weights do not fit the {type(module).__name__}: missing keys {sorted(missing)}, "
+            f"unexpected keys {sorted(unexpected)} (were they made for another network config?)"
+        )
+
+
+def _frozen_keys(module: nn.Module) -> set[str]:
+    """State-dict keys of the parameters that do not train (every name of a tied one)."""
+    return {key for key, p in module.named_parameters(remove_duplicate=False) if not p.requires_grad}
 
 
 def _tied_keys(module: nn.Module) -> dict[str, str]:

@@ -341,3 +341,28 @@ def test_lm_train_layers_is_checked_before_start_and_on_resume():
         _check_networks_fit(two, (OBS_SPACE, ACTIONS), state)
     with pytest.raises(ConfigError, match=r"cpu_bf16 = true does nothing with learner\.bf16 = false"):
         validate(Config(learner=LearnerConfig(bf16=False, cpu_bf16=True)))
+
+
+def test_with_lm_train_layers_the_learner_publishes_only_what_trains_and_actors_act_the_same():
+    from textdqn.networks import make_acting_network
+
+    class Envs:  # what make_acting_network reads of a vector env
+        single_observation_space, single_action_space = OBS_SPACE, ACTIONS
+
+    network = NetworkConfig(kind="lm", lm={**SPEC, "layers": 3}, dueling=True, lm_train_layers=1)
+    learner = Learner(Config(network=network, learner=LearnerConfig(device="cpu", lr=1e-2)), OBS_SPACE, ACTIONS)
+    for _ in range(3):
+        assert learner.update(_lm_sample()) is not None
+    published = learner.weights()
+    trained = {n for n, p in learner.online.named_parameters() if p.requires_grad}
+    assert set(published) == trained  # no embeddings, no lower layers
+    full = state_to_numpy(learner.online)
+    assert sum(a.nbytes for a in published.values()) < 0.5 * sum(a.nbytes for a in full.values())
+    actor = make_acting_network(Envs, network)  # built from the same LM: the frozen part is there
+    load_numpy_state_(actor, published)
+    obs = _rows([2, 7, 12])
+    with torch.no_grad():
+        torch.testing.assert_close(actor(obs), learner.online(obs))
+    del published["value.bias"]  # a trained parameter missing is still an error
+    with pytest.raises(RuntimeError, match=r"missing keys \['value.bias'\]"):
+        load_numpy_state_(actor, published)

@@ -93,11 +93,14 @@ def test_lm_learner_bench_measures_the_lm_q_network_on_cpu():
     from textdqn.bench.lm_bench import LMBenchSettings, run_lm_bench
     from textdqn.bench.tables import lm_table
 
-    result = run_lm_bench(LMBenchSettings(batch=8, seconds=0.2, warmup_updates=1), "cpu", log=lambda m: None)
-    (row,) = result["rows"]  # no bf16 row without CUDA
+    settings = LMBenchSettings(batch=8, seconds=0.2, warmup_updates=1, train_layers=(0, 1))
+    result = run_lm_bench(settings, "cpu", log=lambda m: None)
+    row, top = result["rows"]  # no bf16 rows without CUDA
     assert row["precision"] == "fp32" and row["vocab"] == 500 and row["updates_per_s"] > 0
     assert row["tokens_per_s"] > row["transitions_per_s"]  # every row holds >= 20 tokens
-    assert lm_table(result).row_count == 1
+    assert row["published_bytes"] >= 4 * row["parameters"]  # the whole LM trains: all of it is sent
+    assert top["trained"] < row["trained"] and top["published_bytes"] < 0.6 * row["published_bytes"]
+    assert lm_table(result).row_count == 2
 
 
 def test_each_implementation_runs_as_its_own_command(tmp_path):

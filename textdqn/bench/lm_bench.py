@@ -101,6 +101,7 @@ def _measure(
     precision = "bf16 autocast" if bf16 else "fp32"
     log(f"  {precision}, train_layers {train_layers}: {updates} updates in {elapsed:.1f}s")
     params = sum(p.numel() for p in learner.online.parameters())
+    published = sum(a.nbytes for a in learner.weights().values())  # what each publish sends actors
     return {
         "device": str(learner.device),
         "precision": precision,
@@ -108,6 +109,7 @@ def _measure(
         "parameters": params,
         "trained": sum(p.numel() for p in learner.online.parameters() if p.requires_grad),
         "vocab": vocab,
+        "published_bytes": published,
         "updates_per_s": updates / elapsed,
         "tokens_per_s": tokens / elapsed,
         "transitions_per_s": updates * s.batch / elapsed,

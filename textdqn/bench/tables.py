@@ -126,12 +126,14 @@ def lm_table(result: dict) -> Table:
         f"LM Q-network learner ({settings['lm']}, batch {settings['batch']}, {settings['max_tokens']} tokens)"
     )
     table = Table(title=title)
-    cols = ("device", "precision", "parameters", "trained", "vocab", "updates/s", "tokens/s", "transitions/s")
+    cols = ("device", "precision", "parameters", "trained", "published MB", "vocab", "updates/s", "tokens/s",
+            "transitions/s")  # fmt: skip
     for col in cols:
         table.add_column(col, justify="left" if col in ("device", "precision") else "right")
     for r in result["rows"]:
         table.add_row(
-            r["device"], r["precision"], f"{r['parameters']:,}", f"{r['trained']:,}", f"{r['vocab']:,}",
+            r["device"], r["precision"], f"{r['parameters']:,}", f"{r['trained']:,}",
+            f"{r['published_bytes'] / 1e6:,.1f}", f"{r['vocab']:,}",
             f"{r['updates_per_s']:.3f}", _fmt(r["tokens_per_s"]), _fmt(r["transitions_per_s"]),
         )  # fmt: skip
     rows = result["rows"]

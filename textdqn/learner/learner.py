@@ -141,7 +141,9 @@ class Learner:
         return self.version, self.weights()
 
     def weights(self) -> dict[str, np.ndarray]:
-        return state_to_numpy(self.online)
+        """What actors need of the online network: all but the frozen parameters, which
+        theirs hold from its construction (see `state_to_numpy`)."""
+        return state_to_numpy(self.online, frozen=False)
 
     def state_dict(self) -> dict:
         """Everything a checkpoint needs to resume this learner."""
