@@ -199,7 +199,9 @@ def bench_actor(
 def bench_encoder(
     ff: Annotated[str, typer.Option(help="Feed-forward widths to compare, comma-separated.")] = "256,128",
     threads: Annotated[str, typer.Option(help="Torch threads to compare, comma-separated.")] = "1,2",
-    tokens: Annotated[str, typer.Option(help="Observation lengths to compare, comma-separated.")] = "96",
+    tokens: Annotated[
+        str, typer.Option(help="Observation lengths to compare, comma-separated (default: the config's).")
+    ] = "",
     extras: Annotated[
         str,
         typer.Option(
@@ -207,15 +209,22 @@ def bench_encoder(
         ),
     ] = "",
     seconds: Annotated[float, typer.Option(help="Measuring time of each row.")] = 8.0,
+    config: Annotated[
+        str, typer.Option(help="The config whose token Q-network, learner batch and length to measure.")
+    ] = "configs/dialogue-text.yaml",
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the results here.")] = None,
 ) -> None:
-    """The token Q-network's learner update (configs/dialogue-text.yaml's) under settings, in one
-    run: feed-forward width, threads, observation length, bf16, torch.compile."""
-    from textdqn.bench.encoder_bench import EncoderBenchSettings, run_encoder_bench
+    """A token Q-network's learner update (configs/dialogue-text.yaml's by default) under
+    settings, in one run: feed-forward width, threads, observation length, bf16, torch.compile."""
+    from textdqn.bench.encoder_bench import EncoderBenchSettings, run_encoder_bench, token_network
     from textdqn.bench.tables import encoder_table
 
     try:
+        _, batch, length = token_network(config)
+        tokens = tokens or str(length)
         settings = EncoderBenchSettings(
+            config=config,
+            batch=batch,
             # The first row is the reference: the widest, longest setting on the fewest threads.
             ff=_counts(ff, "--ff")[::-1],
             threads=_counts(threads, "--threads"),
@@ -223,9 +232,9 @@ def bench_encoder(
             extras=tuple(e for e in extras.split(",") if e),
             seconds=seconds,
         )
-    except ConfigError as e:
+    except TextDQNError as e:
         fail(e)
-    console.print(f"token Q-network learner benchmark: batch {settings.batch}, {seconds:g} s a row")
+    console.print(f"token Q-network learner benchmark ({config}): batch {settings.batch}, {seconds:g} s a row")
     result = run_encoder_bench(settings, log=lambda m: console.print(m, style="dim"))
     _report(encoder_table(result), result, json_path)
 

@@ -35,3 +35,22 @@ def test_rows_cover_every_setting_and_leave_the_threads_as_they_were():
 def test_unknown_extras_are_refused():
     with pytest.raises(ConfigError, match="bf16, compile"):
         EncoderBenchSettings(extras=("fp8",))
+
+
+def test_the_token_benches_measure_the_configs_network_not_a_copy_of_it(tmp_path):
+    from textdqn.bench.encoder_bench import token_network
+    from textdqn.bench.learner_bench import learner_settings
+    from textdqn.config import load_config
+
+    shipped = load_config("configs/dialogue-text.yaml")
+    network, batch, tokens = token_network()
+    assert network.kind == "encoder" and network.encoder_ff == shipped.network.encoder_ff
+    assert (batch, tokens) == (shipped.learner.batch_size, shipped.env.kwargs["max_tokens"])
+    settings = learner_settings("transformer")
+    assert (settings.encoder, settings.batch, settings.tokens) == (network, batch, tokens)
+    narrow = tmp_path / "narrow.yaml"
+    text = open("configs/dialogue-text.yaml").read().replace("encoder_width: 64", "encoder_width: 32")
+    narrow.write_text(text)
+    assert token_network(str(narrow))[0].encoder_width == 32
+    with pytest.raises(ConfigError, match="observation = tokens"):
+        token_network("configs/dialogue.yaml")

@@ -23,18 +23,33 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from textdqn.config import Config, LearnerConfig, NetworkConfig
+from textdqn.config import Config, LearnerConfig, NetworkConfig, load_config
 from textdqn.errors import ConfigError
 from textdqn.learner.learner import Learner
 from textdqn.types import TransitionBatch, WeightedSample
 
 EXTRAS = ("bf16", "compile", "one-pass", "single-q")
+TOKEN_CONFIG = "configs/dialogue-text.yaml"
+"""the config whose token Q-network bench encoder and bench learner --network transformer measure"""
+
+
+def token_network(path: str = TOKEN_CONFIG) -> tuple[NetworkConfig, int, int]:
+    """(network, learner batch, observation length) of a config with token observations (the
+    transformer encoder its Q-network is): what the token-network benches measure."""
+    cfg = load_config(path)
+    if cfg.network.kind not in ("auto", "encoder") or cfg.env.kwargs.get("observation") != "tokens":
+        raise ConfigError(
+            f"{path}: the token-network benches need a config with env.kwargs.observation = tokens and "
+            f"network.kind auto or encoder (got {cfg.network.kind!r}), e.g. {TOKEN_CONFIG}"
+        )
+    network = dataclasses.replace(cfg.network, kind="encoder")
+    return network, cfg.learner.batch_size, int(cfg.env.kwargs.get("max_tokens", 256))
 
 
 @dataclasses.dataclass(frozen=True)
 class EncoderBenchSettings:
     ff: tuple[int, ...] = (256, 128)
-    """feed-forward widths to compare (dialogue-text's encoder: width 64, 2 layers, 4 heads)"""
+    """feed-forward widths to compare (the rest of the network is `config`'s)"""
     threads: tuple[int, ...] = (1, 2)
     """torch threads to compare"""
     tokens: tuple[int, ...] = (96,)
@@ -46,6 +61,8 @@ class EncoderBenchSettings:
     pass fewer an update)"""
     batch: int = 64
     """transitions per update (dialogue-text's learner batch)"""
+    config: str = TOKEN_CONFIG
+    """the config whose token Q-network is measured"""
     seconds: float = 8.0
     """measuring time of each row"""
     warmup_updates: int = 5
@@ -105,9 +122,7 @@ def _batches(s: EncoderBenchSettings, tokens: int, count: int = 8) -> tuple[list
 
 
 def _learner(s: EncoderBenchSettings, v: dict, spaces: tuple) -> Learner:
-    network = NetworkConfig(
-        kind="encoder", encoder_layers=2, encoder_width=64, encoder_heads=4, encoder_ff=v["ff"], q_scale=40.0
-    )
+    network = dataclasses.replace(token_network(s.config)[0], encoder_ff=v["ff"])
     settings = LearnerConfig(
         batch_size=s.batch, torch_threads=v["threads"], device="cpu", double_q=v["extra"] != "single-q"
     )

@@ -3,8 +3,8 @@
 Both sides run the same Learner and LearnerLoop on the same network over replays filled with
 the same random transitions. The network is an MLP over float observations (batch 512 by
 default), or with `network="transformer"` the token Q-network of configs/dialogue-text.yaml
-(2 layers, width 64, 4 heads, 96-token observations padded after a random real length,
-batch 64):
+(its network, learner batch and observation length; observations padded after a random
+real length):
   in-process: in-process shards sampled synchronously in the learner's thread;
   through Ray: a LearnerActor fed by the Ray-sharded replay (prefetch thread, K requests
   in flight), i.e. the production data path.
@@ -53,25 +53,18 @@ class LearnerBenchSettings:
     """transformer: observation length (dialogue-text's max_tokens)"""
     vocab: int = 400
     """transformer: token ids lie in [0, vocab); 0 pads"""
-    width: int = 64
-    """transformer: hidden size (dialogue-text's encoder_width)"""
+    encoder: NetworkConfig | None = None
+    """transformer: the token Q-network (learner_settings reads configs/dialogue-text.yaml's)"""
 
     def __post_init__(self) -> None:
         if self.network not in ("mlp", "transformer"):
             raise ConfigError(f"bench learner --network takes mlp or transformer, got {self.network!r}")
-
-
-TRANSFORMER = {"batch": 64}
-"""What --network transformer changes besides the network: dialogue-text's learner batch."""
+        if self.network == "transformer" and self.encoder is None:
+            raise ConfigError("bench learner --network transformer needs the token Q-network: use learner_settings")
 
 
 def _config(s: LearnerBenchSettings, device: str) -> Config:
-    if s.network == "transformer":
-        network = NetworkConfig(
-            kind="encoder", encoder_layers=2, encoder_width=s.width, encoder_heads=4, q_scale=40.0
-        )
-    else:
-        network = NetworkConfig(hidden=s.hidden)
+    network = s.encoder if s.network == "transformer" else NetworkConfig(hidden=s.hidden)
     return Config(
         network=network,
         learner=LearnerConfig(batch_size=s.batch, device=device, torch_threads=1),
@@ -190,6 +183,11 @@ def run_learner_bench(
 
 
 def learner_settings(network: str = "mlp", seconds: float = 10.0) -> LearnerBenchSettings:
-    """The settings `bench learner --network` measures: the MLP's, or the transformer's."""
-    extra = TRANSFORMER if network == "transformer" else {}
-    return LearnerBenchSettings(network=network, seconds=seconds, **extra)
+    """The settings `bench learner --network` measures: the MLP's, or the transformer's (the
+    token Q-network, learner batch and observation length of configs/dialogue-text.yaml)."""
+    if network != "transformer":
+        return LearnerBenchSettings(network=network, seconds=seconds)
+    from textdqn.bench.encoder_bench import token_network
+
+    encoder, batch, tokens = token_network()
+    return LearnerBenchSettings(network=network, seconds=seconds, batch=batch, tokens=tokens, encoder=encoder)
