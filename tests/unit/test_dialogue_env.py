@@ -104,7 +104,7 @@ def test_the_observation_says_what_the_system_asked_for_confirmed_and_whether_it
     env = gym.make("textdqn/Dialogue-v0").unwrapped
     obs, _ = env.reset(seed=0)
     n = len(env.domain.informable)
-    start = len(USER_INTENTS) + 2 * n  # after the last user intent, heard and confirmed slots
+    start = len(USER_INTENTS) + 3 * n  # after the last user intent, its slots, heard and confirmed slots
     requested, confirming = slice(start, start + n), slice(start + n, start + 2 * n)
     assert not obs[requested].any() and not obs[confirming].any()
     heard = next(s for s in env.domain.informable if s in env.heard)
@@ -148,3 +148,16 @@ def _misheard(env):
     others = {s: v for s, v in heard.items() if s != slot}
     heard[slot] = next(v for v in d.kb_slots[slot] if not env.kb.match({**others, slot: v}).any())
     return heard, slot
+
+
+def test_the_observation_says_which_slots_the_last_user_turn_informed():
+    """When nothing matches right after the user told a slot, that slot is the first suspect."""
+    env = gym.make("textdqn/Dialogue-v0").unwrapped
+    obs, _ = env.reset(seed=0)
+    d, start = env.domain, len(USER_INTENTS)
+    told = {s for s in d.informable if obs[start + d.informable.index(s)]}
+    assert told and told == set(env.heard)  # the opening turn tells up to two constraints
+    unheard = next(s for s in d.informable if s not in env.heard)
+    obs, *_ = env.step(env.act_index[("request", unheard)])
+    answered = {s for s in d.informable if obs[start + d.informable.index(s)]}
+    assert answered == {unheard}

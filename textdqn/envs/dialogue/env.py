@@ -8,8 +8,8 @@ updated from what the NLU *perceives* of that answer.
 Reward (TC-Bot's, plus one rule): −1 a turn, −2 for a turn that cost the user's patience
 (a repeated act, a wrong or unasked-for inform, ...); at the end +2·max_turns on success,
 −max_turns on failure.
-Observation "vector": belief-state features (last user intent, informed / confirmed /
-requested slots, the slots the agent has asked for and asked to confirm, whether it has
+Observation "vector": belief-state features (last user intent and the slots it informed,
+informed / confirmed / requested slots, the slots the agent has asked for and asked to confirm, whether it has
 said nothing matches (the user settles for its fallback only once), the agent's last act,
 turn, knowledge-base match counts, offer state, and, when nothing matches, the heard
 constraints whose removal alone would leave a match: the suspects of a mishearing).
@@ -138,7 +138,7 @@ class DialogueEnv(gym.Env):
         d = self.domain
         self._size = (
             len(USER_INTENTS)
-            + 5 * len(d.informable)
+            + 6 * len(d.informable)
             + len(d.requestable)
             + len(self.acts)
             + 2
@@ -197,10 +197,12 @@ class DialogueEnv(gym.Env):
         self.user_requests: set[str] = set()
         self.offered: int | None = None
         self.last_user = "greeting"
+        self.last_informed: set[str] = set()  # slots the last user turn informed (as heard)
         self.last_act: int | None = None
 
     def _hear(self, act: UserAct) -> None:
         self.last_user = act.intent
+        self.last_informed = set(act.inform)
         for slot, value in act.inform.items():
             if slot in self.domain.slots:
                 self.heard[slot] = value
@@ -248,6 +250,7 @@ class DialogueEnv(gym.Env):
             return self._encoder.encode(self.transcript)
         d, obs = self.domain, []
         obs += [float(self.last_user == i) for i in USER_INTENTS]
+        obs += [float(s in self.last_informed) for s in d.informable]
         obs += [float(s in self.heard) for s in d.informable]
         obs += [float(s in self.confirmed) for s in d.informable]
         obs += [float(("request", s) in self.said) for s in d.informable]
