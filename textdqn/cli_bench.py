@@ -234,7 +234,9 @@ def bench_encoder(
         )
     except TextDQNError as e:
         fail(e)
-    console.print(f"token Q-network learner benchmark ({config}): batch {settings.batch}, {seconds:g} s a row")
+    console.print(
+        f"token Q-network learner benchmark ({config}): batch {settings.batch}, {seconds:g} s a row"
+    )
     result = run_encoder_bench(settings, log=lambda m: console.print(m, style="dim"))
     _report(encoder_table(result), result, json_path)
 

@@ -350,7 +350,9 @@ def test_with_lm_train_layers_the_learner_publishes_only_what_trains_and_actors_
         single_observation_space, single_action_space = OBS_SPACE, ACTIONS
 
     network = NetworkConfig(kind="lm", lm={**SPEC, "layers": 3}, dueling=True, lm_train_layers=1)
-    learner = Learner(Config(network=network, learner=LearnerConfig(device="cpu", lr=1e-2)), OBS_SPACE, ACTIONS)
+    learner = Learner(
+        Config(network=network, learner=LearnerConfig(device="cpu", lr=1e-2)), OBS_SPACE, ACTIONS
+    )
     for _ in range(3):
         assert learner.update(_lm_sample()) is not None
     published = learner.weights()

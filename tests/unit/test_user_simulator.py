@@ -222,6 +222,7 @@ def test_a_confirmations_yes_carries_the_proposed_value_unmisheard():
     assert all(h.inform == {"city": "seattle"} for h in heard)
     assert np.mean([h.intent != "confirm_yes" for h in heard]) == pytest.approx(0.3, abs=0.04)
 
+
 def test_action_space_is_built_from_the_domain():
     acts = system_acts(DOMAIN)
     assert len(acts) == 1 + 2 * len(DOMAIN.informable) + len(DOMAIN.requestable) + 4

@@ -60,7 +60,9 @@ class LearnerBenchSettings:
         if self.network not in ("mlp", "transformer"):
             raise ConfigError(f"bench learner --network takes mlp or transformer, got {self.network!r}")
         if self.network == "transformer" and self.encoder is None:
-            raise ConfigError("bench learner --network transformer needs the token Q-network: use learner_settings")
+            raise ConfigError(
+                "bench learner --network transformer needs the token Q-network: use learner_settings"
+            )
 
 
 def _config(s: LearnerBenchSettings, device: str) -> Config:
