@@ -21,6 +21,7 @@ import gymnasium as gym
 import numpy as np
 
 from textdqn.actors.actor import LatestWeights
+from textdqn.bench.encoder_bench import token_network
 from textdqn.config import Config, LearnerConfig, NetworkConfig, RateLimiterConfig, ReplayConfig
 from textdqn.errors import ConfigError
 from textdqn.learner.learner import Learner
@@ -189,7 +190,5 @@ def learner_settings(network: str = "mlp", seconds: float = 10.0) -> LearnerBenc
     token Q-network, learner batch and observation length of configs/dialogue-text.yaml)."""
     if network != "transformer":
         return LearnerBenchSettings(network=network, seconds=seconds)
-    from textdqn.bench.encoder_bench import token_network
-
     encoder, batch, tokens = token_network()
     return LearnerBenchSettings(network=network, seconds=seconds, batch=batch, tokens=tokens, encoder=encoder)

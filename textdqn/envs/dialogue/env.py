@@ -9,10 +9,11 @@ Reward (TC-Bot's, plus one rule): −1 a turn, −2 for a turn that cost the use
 (a repeated act, a wrong or unasked-for inform, ...); at the end +2·max_turns on success,
 −max_turns on failure.
 Observation "vector": belief-state features (last user intent and the slots it informed,
-informed / confirmed / requested slots, the slots the agent has asked for and asked to confirm, whether it has
-said nothing matches (the user settles for its fallback only once), the agent's last act,
-turn, knowledge-base match counts, offer state, and, when nothing matches, the heard
-constraints whose removal alone would leave a match: the suspects of a mishearing).
+informed / confirmed / requested slots, the slots the agent has asked for and asked to
+confirm, whether it has said nothing matches (the user settles for its fallback only
+once), the agent's last act, turn, knowledge-base match counts, offer state, and, when
+nothing matches, the heard constraints whose removal alone would leave a match: the
+suspects of a mishearing).
 Observation "tokens": the dialogue so far as text (`transcript`, rendered from the domain's
 templates), tokenized by the domain's word-level tokenizer into `max_tokens` uint16 ids
 ([CLS], the turn counter [Tk], [USR]/[SYS] before each turn, the most recent tokens kept,
