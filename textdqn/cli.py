@@ -144,9 +144,21 @@ def evaluate(
     show: Annotated[
         int, typer.Option(help="Print this many episodes as text (language envs) instead of metrics.")
     ] = 0,
+    checkpoint: Annotated[
+        bool,
+        typer.Option(
+            "--checkpoint",
+            help="Evaluate the learner's last checkpoint instead of the policy the run's final "
+            "evaluation measured (policy.pt, the network summary.json reports).",
+        ),
+    ] = False,
     overrides: Overrides = None,
 ) -> None:
     """Evaluate a run's greedy policy, or a baseline agent, and print its metrics.
+
+    A run's greedy policy is the network its final evaluation measured (RUN_DIR/policy.pt): with
+    the same settings this reproduces summary.json's final_eval. The learner trains on while an
+    evaluation runs, so its last checkpoint (--checkpoint) is a slightly later network.
 
     Examples: `textdqn eval runs/dialogue-...`;
     `textdqn eval --agent rule --env textdqn/Dialogue-v0 --set env.kwargs.split=test --episodes 500`;
@@ -156,14 +168,16 @@ def evaluate(
     from textdqn.networks import state_to_numpy
 
     try:
-        cfg, state, title = _eval_setup(run_dir, agent, env, overrides or [])
+        cfg, state, title = _eval_setup(run_dir, agent, env, overrides or [], checkpoint)
         evaluator = Evaluator(cfg)
         if agent != "greedy" and agent not in BASELINES:
             raise ConfigError(f"--agent {agent!r} is not known: use greedy, {' or '.join(BASELINES)}")
         weights = None
-        if agent == "greedy":
+        if agent == "greedy" and "online" in state:
             evaluator.net.load_state_dict(state["online"])
             weights = state_to_numpy(evaluator.net)
+        elif agent == "greedy":
+            weights = state["policy"]
         if show:
             _print_episodes(title, evaluator.show(agent, show, weights))
             return
@@ -190,11 +204,13 @@ def _print_episodes(title: str, episodes: list) -> None:
         console.print(f"outcome: {outcome}\n", highlight=False, soft_wrap=True)
 
 
-def _eval_setup(run_dir: Path | None, agent: str, env: str | None, overrides: list[str]):
-    """(config, checkpoint state or None, table title) for `textdqn eval`."""
+def _eval_setup(run_dir: Path | None, agent: str, env: str | None, overrides: list[str], checkpoint: bool):
+    """(config, the greedy policy's state or None, table title) for `textdqn eval`: the state is
+    a learner checkpoint's ("online": the network's state dict) or policy.pt's ("policy": the
+    published weights)."""
     from textdqn import typed_config
     from textdqn.config import Config
-    from textdqn.learner.checkpoint import load_checkpoint
+    from textdqn.learner.checkpoint import load_checkpoint, load_policy
     from textdqn.metrics import RunDirectory
 
     if run_dir is None:
@@ -213,6 +229,11 @@ def _eval_setup(run_dir: Path | None, agent: str, env: str | None, overrides: li
         cfg = typed_config.validate(typed_config.from_dict(Config, data))
     if agent != "greedy":
         return cfg, None, f"{agent} agent on the evaluation env of {run_dir}"
+    if run.policy_path.is_file() and not checkpoint:
+        weights, info = load_policy(run.policy_path)
+        version = info.get("evaluation", {}).get("weight_version", "?")
+        title = f"greedy evaluation of {run_dir} (the policy its final evaluation measured, v{version})"
+        return cfg, {"policy": weights}, title
     state, counters = load_checkpoint(run.checkpoints_dir)
     return cfg, state, f"greedy evaluation of {run_dir} ({counters.get('env_steps', 0):,} env steps)"
 

@@ -57,8 +57,8 @@ Row = Mapping[str, float | int | None]
 class RunDirectory:
     """The files of one run, all under `path`: config.yaml (the resolved config), metrics.csv
     (one row per log interval), evaluations.jsonl (every metric of each evaluation), tensorboard/
-    (event files), checkpoints/, summary.json (the final summary) and learning_curve.png; each
-    has a property below."""
+    (event files), checkpoints/, summary.json (the final summary), policy.pt (the weights its
+    final evaluation measured) and learning_curve.png; each has a property below."""
 
     def __init__(self, path: str | Path) -> None:
         self._path = Path(path)
@@ -90,6 +90,10 @@ class RunDirectory:
     @property
     def summary_path(self) -> Path:
         return self._path / "summary.json"
+
+    @property
+    def policy_path(self) -> Path:
+        return self._path / "policy.pt"
 
     @property
     def plot_path(self) -> Path:

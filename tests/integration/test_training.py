@@ -6,6 +6,7 @@ import os
 import signal
 import time
 
+import numpy as np
 import pytest
 
 from textdqn.cluster.ray_runner import RayRunner
@@ -155,6 +156,38 @@ def test_resume_continues_counters_and_eval_reads_the_run(tmp_path):
     result = CliRunner().invoke(app, ["eval", str(run_dir), "--episodes", "3"])
     assert result.exit_code == 0, result.output
     assert "return_mean" in result.output
+
+
+def test_eval_of_a_run_measures_the_policy_its_summary_reports_not_the_later_checkpoint(tmp_path):
+    """The learner trains on past the weights an evaluation measures (here: it publishes only
+    at the start), so the run keeps those weights in policy.pt, and `textdqn eval RUN_DIR`
+    reproduces summary.json's final evaluation; --checkpoint measures the learner's last state."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from textdqn.cli import app
+    from textdqn.learner.checkpoint import load_checkpoint, load_policy
+
+    cfg = _small_config(updates=60, time_s=60.0)
+    cfg = dataclasses.replace(cfg, learner=dataclasses.replace(cfg.learner, publish_every=1000))
+    run_dir = tmp_path / "run"
+    summary = train(cfg, mode="serial", run_dir=str(run_dir), live=False)
+    weights, info = load_policy(run_dir / "policy.pt")
+    state, _ = load_checkpoint(run_dir / "checkpoints")
+    assert info["evaluation"] == json.loads(json.dumps(summary["final_eval"]))
+    assert state["updates"] >= 60 and info["evaluation"]["weight_version"] < state["updates"]
+    assert any(not np.array_equal(v, state["online"][k].numpy()) for k, v in weights.items())
+
+    def eval_return(*args: str) -> float:
+        result = CliRunner().invoke(app, ["eval", str(run_dir), "--episodes", "4", *args])
+        assert result.exit_code == 0, result.output
+        return float(result.output.split("return_mean")[1].split("│")[1])
+
+    assert eval_return() == pytest.approx(summary["final_eval"]["return_mean"], rel=1e-3)
+    title = CliRunner().invoke(app, ["eval", str(run_dir), "--episodes", "1"]).output.split("┏")[0]
+    assert "the policy its final evaluation measured" in " ".join(title.split())
+    eval_return("--checkpoint")  # the learner's checkpoint still evaluates
 
 
 def test_token_dialogue_run_keeps_its_tokenizer_and_shows_transcripts(tmp_path):

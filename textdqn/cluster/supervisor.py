@@ -33,6 +33,7 @@ from textdqn.learner.checkpoint import (
     load_checkpoint,
     replay_snapshot_dir,
     save_checkpoint,
+    save_policy,
 )
 from textdqn.metrics import (
     METRIC_COLUMNS,
@@ -302,6 +303,7 @@ def _supervise(config: Config, run: RunDirectory, runner, counters: _Counters, l
     next_eval = counters.env_steps + every if every else None
     next_ckpt = counters.updates + config.run.checkpoint_every_updates
     reached, final_eval, last, interrupted = False, {}, start, False
+    policy: dict[str, np.ndarray] = {}
     failure: TextDQNError | None = None
     restarts_before = counters.learner_restarts
     replay_at_start = list(runner.replay_at_start)
@@ -324,7 +326,7 @@ def _supervise(config: Config, run: RunDirectory, runner, counters: _Counters, l
             last = now
             if next_eval is not None and counters.env_steps >= next_eval:
                 next_eval += every * ((counters.env_steps - next_eval) // every + 1)  # the next grid point
-                final_eval = _evaluate(evaluator, runner, config, row)
+                final_eval, policy = _evaluate(evaluator, runner, config, row)
                 logger.log_evaluation(final_eval, counters.env_steps, wall)
                 reached = target_reached(stop, final_eval)
             if counters.updates >= next_ckpt:
@@ -339,11 +341,13 @@ def _supervise(config: Config, run: RunDirectory, runner, counters: _Counters, l
     # Restarts the last slice (or the final checkpoint) saw are not in any metrics row.
     counters.learner_restarts = restarts_before + runner.learner_restarts
     if not reached and failure is None:  # after a fault the env may be what failed
-        final_eval = _evaluate(evaluator, runner, config, {})
+        final_eval, policy = _evaluate(evaluator, runner, config, {})
         logger.log_evaluation(final_eval, counters.env_steps, wall)
         reached = target_reached(stop, final_eval)
     logger.close()
     evaluator.close()
+    if policy:  # the network summary.json's final_eval measured: `textdqn eval RUN_DIR` reads it
+        save_policy(run.policy_path, policy, {"evaluation": final_eval})
     metric = "eval_target" if stop.target_metric else "eval_return_mean"
     target = stop.target_value if stop.target_metric else None
     plot_learning_curve(logger.csv_path, run.plot_path, target=target, metric=metric)
@@ -378,7 +382,9 @@ def _supervise(config: Config, run: RunDirectory, runner, counters: _Counters, l
     return summary
 
 
-def _evaluate(evaluator: Evaluator, runner, config: Config, row: dict) -> dict:
+def _evaluate(evaluator: Evaluator, runner, config: Config, row: dict) -> tuple[dict, dict]:
+    """The greedy evaluation of the newest published weights (its metrics, also added to
+    `row`) and those weights."""
     version, weights = runner.latest_weights()
     result = evaluator.evaluate(weights, config.eval.episodes)
     result["weight_version"] = version
@@ -395,7 +401,7 @@ def _evaluate(evaluator: Evaluator, runner, config: Config, row: dict) -> dict:
             config.stop.target_max,
             config.stop.target_min,
         )
-    return result
+    return result, weights
 
 
 def _baselines(evaluator: Evaluator, config: Config) -> dict[str, dict]:

@@ -17,6 +17,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from textdqn.errors import CheckpointError
@@ -89,7 +90,24 @@ def load_checkpoint(directory: Path, map_location: str = "cpu") -> tuple[dict, d
     raise CheckpointError(f"no readable checkpoint in {directory}: " + "; ".join(problems))
 
 
-def _read(path: Path, map_location: str) -> dict:
+def save_policy(path: Path, weights: dict[str, np.ndarray], info: dict[str, Any]) -> None:
+    """Write the greedy policy's `weights` (as published: what an actor loads) and `info`
+    (e.g. the evaluation that measured them) to `path`. The learner
+    trains on while an evaluation runs, so its checkpoint is a later network than the one the
+    run's last evaluation (summary.json) measured: this file is that one."""
+    path = Path(path)
+    tmp = path.with_suffix(".tmp")
+    torch.save({"policy": {k: torch.from_numpy(v) for k, v in weights.items()}, "info": dict(info)}, tmp)
+    os.replace(tmp, path)
+
+
+def load_policy(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """(weights, info) that `save_policy` wrote to `path`."""
+    data = _read(path, "cpu", key="policy")
+    return {k: v.numpy() for k, v in data["policy"].items()}, data["info"]
+
+
+def _read(path: Path, map_location: str, key: str = "learner") -> dict:
     """One checkpoint file, checked before torch reads it (an empty or cut file is not a zip)."""
     if not path.is_file():
         raise CheckpointError(f"{path} is missing")
@@ -99,6 +117,8 @@ def _read(path: Path, map_location: str) -> dict:
         data = torch.load(path, map_location=map_location, weights_only=True)
     except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as e:
         raise CheckpointError(f"{path} cannot be read ({e})") from e
-    if not isinstance(data, dict) or "learner" not in data or "counters" not in data:
-        raise CheckpointError(f"{path} is not a textdqn learner checkpoint")
+    expected = ("learner", "counters") if key == "learner" else (key, "info")
+    if not isinstance(data, dict) or any(k not in data for k in expected):
+        what = "learner checkpoint" if key == "learner" else "policy file (policy.pt)"
+        raise CheckpointError(f"{path} is not a textdqn {what}")
     return data
