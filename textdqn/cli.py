@@ -144,6 +144,13 @@ def evaluate(
     show: Annotated[
         int, typer.Option(help="Print this many episodes as text (language envs) instead of metrics.")
     ] = 0,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            help="Seed of the evaluation episodes (goals, noise, sampling); by default the one a run's "
+            "evaluations use. Another draws other episodes: how much does a figure owe to its draw?"
+        ),
+    ] = None,
     checkpoint: Annotated[
         bool,
         typer.Option(
@@ -162,14 +169,15 @@ def evaluate(
 
     Examples: `textdqn eval runs/dialogue-...`;
     `textdqn eval --agent rule --env textdqn/Dialogue-v0 --set env.kwargs.split=test --episodes 500`;
-    `textdqn eval runs/dialogue-... --show 3` prints three evaluation dialogues as transcripts.
+    `textdqn eval runs/dialogue-... --show 3` prints three evaluation dialogues as transcripts;
+    `--episodes 2000 --seed 1` measures the policy on other episodes than its run did.
     """
     from textdqn.actors.evaluator import BASELINES, Evaluator, baseline_policy
     from textdqn.networks import state_to_numpy
 
     try:
         cfg, state, title = _eval_setup(run_dir, agent, env, overrides or [], checkpoint)
-        evaluator = Evaluator(cfg)
+        evaluator = Evaluator(cfg) if seed is None else Evaluator(cfg, seed)
         if agent != "greedy" and agent not in BASELINES:
             raise ConfigError(f"--agent {agent!r} is not known: use greedy, {' or '.join(BASELINES)}")
         weights = None

@@ -188,6 +188,7 @@ def test_eval_of_a_run_measures_the_policy_its_summary_reports_not_the_later_che
     title = CliRunner().invoke(app, ["eval", str(run_dir), "--episodes", "1"]).output.split("┏")[0]
     assert "the policy its final evaluation measured" in " ".join(title.split())
     eval_return("--checkpoint")  # the learner's checkpoint still evaluates
+    eval_return("--seed", "7")  # other episodes than the run's evaluations
 
 
 def test_token_dialogue_run_keeps_its_tokenizer_and_shows_transcripts(tmp_path):
