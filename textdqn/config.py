@@ -417,6 +417,10 @@ class StopConfig:
     target_min: dict[str, float] = dataclasses.field(default_factory=dict)
     """evaluation metrics that must also reach at least these values for the target to count,
     e.g. {eos_mean: 0.9}: 90 % of generated texts end before the length limit"""
+    at_target: bool = True
+    """stop at the first evaluation that meets the target; false runs the whole budget and
+    judges the target by the final evaluation alone: where evaluations vary by more than the
+    margin, the first of many above the target flatters the policy"""
 
     _RULES: ClassVar[dict[str, Rule]] = {
         "env_steps": at_least(0),

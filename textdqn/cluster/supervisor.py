@@ -334,13 +334,14 @@ def _supervise(config: Config, run: RunDirectory, runner, counters: _Counters, l
                 _checkpoint(run, runner, counters, wall, config)
             logger.log(row)
             view.update(row)
-            if reached or _budget_spent(stop, counters, wall):
+            if (reached and stop.at_target) or _budget_spent(stop, counters, wall):
                 break
     wall = counters.wall_s + time.perf_counter() - start
     _checkpoint(run, runner, counters, wall, config, replay=failure is None)
     # Restarts the last slice (or the final checkpoint) saw are not in any metrics row.
     counters.learner_restarts = restarts_before + runner.learner_restarts
-    if not reached and failure is None:  # after a fault the env may be what failed
+    # (after a fault the env may be what failed; with stop.at_target off the final one judges)
+    if (not reached or not stop.at_target) and failure is None:
         final_eval, policy = _evaluate(evaluator, runner, config, {})
         logger.log_evaluation(final_eval, counters.env_steps, wall)
         reached = target_reached(stop, final_eval)
