@@ -2,6 +2,7 @@
 a killed actor restarts, both modes run the same config."""
 
 import dataclasses
+import json
 import os
 import signal
 import time
@@ -162,8 +163,6 @@ def test_eval_of_a_run_measures_the_policy_its_summary_reports_not_the_later_che
     """The learner trains on past the weights an evaluation measures (here: it publishes only
     at the start), so the run keeps those weights in policy.pt, and `textdqn eval RUN_DIR`
     reproduces summary.json's final evaluation; --checkpoint measures the learner's last state."""
-    import json
-
     from typer.testing import CliRunner
 
     from textdqn.cli import app
@@ -189,6 +188,21 @@ def test_eval_of_a_run_measures_the_policy_its_summary_reports_not_the_later_che
     assert "the policy its final evaluation measured" in " ".join(title.split())
     eval_return("--checkpoint")  # the learner's checkpoint still evaluates
     eval_return("--seed", "7")  # other episodes than the run's evaluations
+
+
+def test_with_stop_at_target_off_a_met_target_does_not_end_the_run_and_the_final_evaluation_judges(tmp_path):
+    cfg = _small_config(updates=150, time_s=120.0, target_metric="return_mean", target_value=1.0)
+    cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, every_env_steps=1_000))
+    early = train(cfg, mode="serial", run_dir=str(tmp_path / "early"), live=False)
+    assert early["reached_target"] and early["updates"] < 150  # any policy lasts a step: the first eval
+    cfg = dataclasses.replace(cfg, stop=dataclasses.replace(cfg.stop, at_target=False))
+    whole = train(cfg, mode="serial", run_dir=str(tmp_path / "whole"), live=False)
+    assert whole["reached_target"] and whole["updates"] >= 150
+    with open(tmp_path / "whole" / "evaluations.jsonl") as f:
+        evaluations = [json.loads(line) for line in f]
+    assert len(evaluations) > 2 and whole["final_eval"]["weight_version"] == evaluations[-1]["weight_version"]
+    cfg = dataclasses.replace(cfg, stop=dataclasses.replace(cfg.stop, target_value=1e6))
+    assert not train(cfg, mode="serial", run_dir=str(tmp_path / "missed"), live=False)["reached_target"]
 
 
 def test_token_dialogue_run_keeps_its_tokenizer_and_shows_transcripts(tmp_path):
