@@ -92,12 +92,13 @@ def load_checkpoint(directory: Path, map_location: str = "cpu") -> tuple[dict, d
 
 def save_policy(path: Path, weights: dict[str, np.ndarray], info: dict[str, Any]) -> None:
     """Write the greedy policy's `weights` (as published: what an actor loads) and `info`
-    (e.g. the evaluation that measured them) to `path`. The learner
-    trains on while an evaluation runs, so its checkpoint is a later network than the one the
-    run's last evaluation (summary.json) measured: this file is that one."""
+    (e.g. the evaluation that measured them) to `path`. The learner trains on while an
+    evaluation runs, so its checkpoint is a later network than the one the run's last
+    evaluation (summary.json) measured: this file is that one."""
     path = Path(path)
     tmp = path.with_suffix(".tmp")
-    torch.save({"policy": {k: torch.from_numpy(v) for k, v in weights.items()}, "info": dict(info)}, tmp)
+    # torch.tensor copies: published arrays come read-only from the object store
+    torch.save({"policy": {k: torch.tensor(v) for k, v in weights.items()}, "info": dict(info)}, tmp)
     os.replace(tmp, path)
 
 
