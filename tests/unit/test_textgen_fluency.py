@@ -168,6 +168,22 @@ def test_fluency_terms_of_the_reward_apply_to_any_plug_in():
     assert np.isfinite(costs).all()
 
 
+def test_the_token_bonus_pays_each_token_eos_included_in_steps_episodes_and_the_reference_score():
+    plain = TextGenEnv(kl_coef=0.1, per_token=True)
+    bonus = TextGenEnv(kl_coef=0.1, per_token=True, token_bonus=0.03)
+    dog = plain.tokenizer.convert_tokens_to_ids("dog")
+    infos = [_finish(e, lambda: dog, 0) for e in (plain, bonus)]  # cut at the limit: max_new_tokens tokens
+    assert infos[1]["reward"] == pytest.approx(infos[0]["reward"] + 0.03 * plain.max_new_tokens)
+    for env in (plain, bonus):
+        env.reset(seed=0, options={"prompt_index": 0})
+    steps = [e.step(e.eos_id)[1] for e in (plain, bonus)]  # one token: EOS
+    assert steps[1] == pytest.approx(steps[0] + 0.03)
+    greedy = [e.reference_greedy(0) for e in (plain, bonus)]
+    assert greedy[1].reward == pytest.approx(greedy[0].reward + 0.03 * len(greedy[0].tokens))
+    with pytest.raises(ConfigError, match="token_bonus"):
+        TextGenEnv(token_bonus=-0.1)
+
+
 def test_eos_after_concepts_lets_the_text_end_only_once_every_concept_is_used():
     env = TextGenEnv(eos_after_concepts=True)
     _, info = env.reset(seed=0, options={"prompt_index": 0})

@@ -7,8 +7,8 @@ tokens the task needs (the prompt's concepts); never padding or other special to
 episode terminates at EOS or after `max_new_tokens` tokens, and a reward plug-in (rewards.py)
 scores the generated text: at the end, or spread over the tokens (`per_token`). Fluency terms
 apply to every plug-in: a per-token KL penalty `kl_coef · log p_ref(a_t | s_t)` towards the
-reference, a repetition penalty on the text, and a penalty for a text cut at the length limit
-without ending.
+reference, a bonus per token (length normalisation), a repetition penalty on the text, and a
+penalty for a text cut at the length limit without ending.
 
 Observation: token ids, length-prefixed, shape [1 + max_tokens]: obs[0] = L, the number of
 real tokens; obs[1 : 1 + L] = the prompt's tokens, then the generated ones; the rest 0.
@@ -79,6 +79,10 @@ class TextGenEnv(gym.Env):
         repeat_penalty: subtracted from the plug-in's score, times the text's repetition (the
             fraction of words repeating the one before or an earlier bigram; ≥ 0).
         unfinished_penalty: paid once by a text that reaches max_new_tokens without EOS (≥ 0).
+        token_bonus: earned by every generated token, EOS included (≥ 0). With kl_coef, a text's
+            fluency terms sum to kl_coef · (log p_ref(text) + (token_bonus / kl_coef) · length):
+            a beam search's length normalisation, so that the likeliest text per token, not the
+            shortest, is the best one (the judge's perplexity is per token).
         eos_after_concepts: the mask allows EOS only once the text uses every concept of the
             record (constrained decoding, as CommonGen's lexically constrained beam searches):
             the agent cannot stop before the task is done, only choose how to write it.
@@ -119,6 +123,7 @@ class TextGenEnv(gym.Env):
         kl_coef: float = 0.0,
         repeat_penalty: float = 0.0,
         unfinished_penalty: float = 0.0,
+        token_bonus: float = 0.0,
         per_token: bool = False,
         judge: dict[str, Any] | None = None,
         chat_template: bool = False,
@@ -130,7 +135,8 @@ class TextGenEnv(gym.Env):
             if int(value) < 1:
                 raise ConfigError(f"env.kwargs.{name} = {value!r} must be >= 1")
         penalties = {"kl_coef": kl_coef, "repeat_penalty": repeat_penalty}
-        for name, value in {**penalties, "unfinished_penalty": unfinished_penalty}.items():
+        others = {"unfinished_penalty": unfinished_penalty, "token_bonus": token_bonus}
+        for name, value in {**penalties, **others}.items():
             if not value >= 0:
                 raise ConfigError(f"env.kwargs.{name} = {value!r} must be >= 0 (0 turns it off)")
         lm = dict(lm or {"path": SHIPPED_LM})
@@ -140,6 +146,7 @@ class TextGenEnv(gym.Env):
         self.top_k, self.max_new_tokens, self.max_tokens = int(top_k), int(max_new_tokens), int(max_tokens)
         self.kl_coef, self.per_token = float(kl_coef), bool(per_token)
         self.repeat_penalty, self.unfinished_penalty = float(repeat_penalty), float(unfinished_penalty)
+        self.token_bonus = float(token_bonus)
         self.eos_after_concepts = bool(eos_after_concepts)
         self.all_records = load_prompts(prompts)
         self.records = split_records(self.all_records, split, prompts)
@@ -244,6 +251,7 @@ class TextGenEnv(gym.Env):
         text = self.generated_text(generated)
         ended = len(generated) > 0 and int(generated[-1]) == self.eos_id
         reward = self.text_score(text, record) + kl_penalty(logp_sum, self.kl_coef)
+        reward += self.token_bonus * len(generated)
         if not ended and len(generated) >= self.max_new_tokens:
             reward -= self.unfinished_penalty
         return Generation(
@@ -415,7 +423,7 @@ class TextGenEnv(gym.Env):
         self._generated.append(token)
         self._logp_sum += logp
         self._done = token == self.eos_id or len(self._generated) >= self.max_new_tokens
-        reward = kl_penalty(logp, self.kl_coef)
+        reward = kl_penalty(logp, self.kl_coef) + self.token_bonus
         self._text = self.generated_text()  # for the reward and for the next action mask
         self._used = covered(words(self._text), self.record.concepts)  # for the mask and observation
         if self.per_token or self._done:
