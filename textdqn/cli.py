@@ -138,7 +138,7 @@ def evaluate(
     ] = None,
     episodes: Annotated[int, typer.Option(help="Episodes to run.")] = 20,
     agent: Annotated[
-        str, typer.Option(help="greedy (the run's checkpoint), or a baseline: rule | random | sample.")
+        str, typer.Option(help="greedy (the run's policy), or a baseline: rule | random | sample | beam.")
     ] = "greedy",
     env: Annotated[str | None, typer.Option(help="Env id for a baseline without a run directory.")] = None,
     show: Annotated[
@@ -224,8 +224,8 @@ def _eval_setup(run_dir: Path | None, agent: str, env: str | None, overrides: li
     if run_dir is None:
         if agent == "greedy" or env is None:
             raise ConfigError(
-                "give a run directory to evaluate its policy, or --agent rule|random|sample with --env ID "
-                "to evaluate a baseline"
+                "give a run directory to evaluate its policy, or --agent rule|random|sample|beam with "
+                "--env ID to evaluate a baseline"
             )
         data = typed_config.apply_overrides({"env": {"id": env}}, overrides)
         cfg = typed_config.validate(typed_config.from_dict(Config, data))

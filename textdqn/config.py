@@ -370,7 +370,7 @@ class EvalConfig:
     env_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
     """keyword arguments that replace env.kwargs for evaluation (e.g. split: test)"""
     baseline: str | tuple[str, ...] = ""
-    """baseline agents (rule, random, sample; one or a list) evaluated once at the start of the
+    """baseline agents (rule, random, sample, beam; one or a list) evaluated once at the start of the
     run on the same episodes, reported in summary.json next to the policy; empty: none"""
 
     _RULES: ClassVar[dict[str, Rule]] = {
@@ -387,12 +387,13 @@ class EvalConfig:
         return tuple(self.baseline)
 
     def _check(self, path: str) -> list[str]:
-        wrong = [b for b in self.baselines if b not in ("rule", "random", "sample")]
+        wrong = [b for b in self.baselines if b not in ("rule", "random", "sample", "beam")]
         if not wrong:
             return []
         key = join(path, "baseline")
         return [
-            f"{key} = {self.baseline!r}: {wrong} are not baseline agents; use rule, random, sample, a list"
+            f"{key} = {self.baseline!r}: {wrong} are not baseline agents; use rule, random, sample, "
+            "beam, a list"
         ]
 
 

@@ -28,17 +28,19 @@ class Episode(NamedTuple):
 
 
 Policy = Callable[[np.ndarray, "np.ndarray | None"], np.ndarray]
-BASELINES = ("random", "rule", "sample")
+BASELINES = ("random", "rule", "sample", "beam")
 _ENV_AGENTS = {  # baseline -> (the env method that plays it, an env that has one)
     "rule": ("rule_action", "textdqn/Dialogue-v0's rule agent, TextGen-v0's reference greedy"),
     "sample": ("sample_action", "TextGen-v0's reference LM sampled at temperature 1"),
+    "beam": ("beam_action", "TextGen-v0's constrained beam search under the reference LM"),
 }
 
 
 def baseline_policy(name: str, envs: gym.vector.VectorEnv, seed: int = 0) -> Policy:
     """A baseline agent for `envs`: "random" (uniform over all actions, as TC-Bot's random
-    agent), "rule" (the env's own rule agent, its rule_action() method) or "sample" (the env's
-    sample_action(): TextGen-v0's reference LM sampled at temperature 1)."""
+    agent), "rule" (the env's own rule agent, its rule_action() method), "sample" (the env's
+    sample_action(): TextGen-v0's reference LM sampled at temperature 1) or "beam" (the env's
+    beam_action(): TextGen-v0's constrained beam search)."""
     if name == "random":
         rng = np.random.default_rng(seed)
         n = int(envs.single_action_space.n)

@@ -35,6 +35,7 @@ import gymnasium as gym
 import numpy as np
 
 from textdqn.envs.textgen import fluency, tokens
+from textdqn.envs.textgen.beam import constrained_beam
 from textdqn.envs.textgen.prompts import PromptRecord, load_prompts, split_records
 from textdqn.envs.textgen.reference import LMState, ReferenceLM
 from textdqn.envs.textgen.rewards import coverage, covered, kl_penalty, make_reward, repetition, words
@@ -315,17 +316,23 @@ class TextGenEnv(gym.Env):
         the tokens of the record's concepts the text does not use yet, and EOS (with
         eos_after_concepts, EOS only once every concept is used). Only EOS once the episode is
         over."""
+        if self._done:
+            mask = np.zeros(self.vocab_size, dtype=bool)
+            mask[self.eos_id] = True
+            return mask
+        return self._allowed(self._state.logp, self._used)
+
+    def _allowed(self, logp: np.ndarray, used: np.ndarray) -> np.ndarray:
+        """The mask of a prefix whose next-token log-probs are `logp`, having used the record's
+        concepts `used` (bool [C])."""
         mask = np.zeros(self.vocab_size, dtype=bool)
         mask[self.eos_id] = True
-        if self._done:
-            return mask
-        logp = np.where(self.banned, -np.inf, self._state.logp)
         k = min(self.top_k, self.vocab_size - 1)
-        mask[np.argpartition(-logp, k - 1)[:k]] = True
-        for ids in itertools.compress(self._concept_groups[self._index], ~self._used):
+        mask[np.argpartition(-np.where(self.banned, -np.inf, logp), k - 1)[:k]] = True
+        for ids in itertools.compress(self._concept_groups[self._index], ~used):
             mask[ids] = True
         mask[self.banned] = False
-        if self.eos_after_concepts and not self._used.all():
+        if self.eos_after_concepts and not used.all():
             mask[self.eos_id] = False  # an unused concept's tokens are allowed: never an empty mask
         return mask
 
@@ -380,6 +387,29 @@ class TextGenEnv(gym.Env):
         the plan draw prompts at random again. How evaluation covers every test prompt once."""
         self._plan = [j % len(self.records) for j in range(slot, episodes, slots)]
 
+    def beam_action(self) -> int:
+        """The next token of this episode's text by constrained beam search under the reference
+        LM over the env's own masks (beam.py), searched from the current prefix when it is not
+        the plan's: the baseline without learning (`textdqn eval --agent beam`). It ranks the
+        finished texts by the fluency terms' objective, log p_ref + (token_bonus / kl_coef) · length."""
+        done = self._generated
+        if self._beam[: len(done)] != done or len(self._beam) <= len(done):
+            prompt = [int(i) for i in self._prompt_ids[self._index]]
+
+            def used(prefix: list[int]) -> np.ndarray:
+                return covered(words(self.generated_text(prefix)), self.record.concepts)
+
+            self._beam = constrained_beam(
+                lambda prefixes: self.reference.next_logps([prompt + p for p in prefixes]),
+                lambda prefix, logp: self._allowed(logp, used(prefix)),
+                lambda prefix: int(used(prefix).sum()),
+                self.eos_id,
+                self.max_new_tokens,
+                start=list(done),
+                length_bonus=self.token_bonus / self.kl_coef if self.kl_coef > 0 else 0.0,
+            )
+        return self._beam[len(done)]
+
     def rule_action(self) -> int:
         """The reference LM's greedy next token (never a banned one): the reference baseline
         (`textdqn eval --agent rule`), and a warm-start policy."""
@@ -400,6 +430,7 @@ class TextGenEnv(gym.Env):
             raise IndexError(f"prompt_index {index} is out of range: the split has {count} prompts")
         self._index, self.record = int(index), self.records[index]
         self._generated, self._done, self._text, self._reward = [], False, "", 0.0
+        self._beam: list[int] = []  # beam_action's text
         self._used = np.zeros(len(self.record.concepts), dtype=bool)
         self._potential = self._total = self._logp_sum = 0.0
         self._state: LMState = self.reference.start(self._prompt_ids[index])

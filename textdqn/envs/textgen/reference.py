@@ -108,23 +108,27 @@ class ReferenceLM:
             state.cache, state.logp = rows[row], logp[row]
 
     def _read_whole(self, states: list[LMState]) -> None:
-        """Each state's whole prefix in one left-padded batch (each row at its own positions),
-        without a cache; the model's logits at the last position, as `_run` reads them. The
-        states' caches are dropped."""
-        lengths = [len(state.ids) for state in states]
-        longest = max(lengths)
-        ids = torch.zeros((len(states), longest), dtype=torch.long)
-        mask = torch.zeros((len(states), longest), dtype=torch.long)
+        """Each state's whole prefix in one batch, without a cache (`next_logps`); the states'
+        caches are dropped."""
+        logp = self.next_logps([state.ids for state in states])
         for row, state in enumerate(states):
-            ids[row, longest - len(state.ids) :] = torch.as_tensor(state.ids)
-            mask[row, longest - len(state.ids) :] = 1
+            state.cache, state.logp = None, logp[row]
+
+    @torch.no_grad()
+    def next_logps(self, prefixes: list[list[int]]) -> np.ndarray:
+        """float32 [B, V]: the next token's log-probs after each of `prefixes` (whole token id
+        lists), in one left-padded batch (each row at its own positions), without a cache."""
+        longest = max(len(ids) for ids in prefixes)
+        ids = torch.zeros((len(prefixes), longest), dtype=torch.long)
+        mask = torch.zeros((len(prefixes), longest), dtype=torch.long)
+        for row, prefix in enumerate(prefixes):
+            ids[row, longest - len(prefix) :] = torch.as_tensor(prefix)
+            mask[row, longest - len(prefix) :] = 1
         positions = (mask.cumsum(1) - 1).clamp(min=0)
         out = self.model(
             input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False, **self._last_only
         )
-        logp = torch.log_softmax(out.logits[:, -1, : self.vocab_size].float(), dim=-1).numpy()
-        for row, state in enumerate(states):
-            state.cache, state.logp = None, logp[row]
+        return torch.log_softmax(out.logits[:, -1, : self.vocab_size].float(), dim=-1).numpy()
 
     def greedy(
         self, prompt: np.ndarray, banned: np.ndarray, eos_id: int, max_new_tokens: int
