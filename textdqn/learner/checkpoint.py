@@ -80,7 +80,7 @@ def load_checkpoint(directory: Path, map_location: str = "cpu") -> tuple[dict, d
     problems = []
     for path in files:
         try:
-            data = _read(path, map_location)
+            data = _read(path, map_location, ("learner", "counters"), "learner checkpoint")
         except CheckpointError as e:
             problems.append(str(e))
             continue
@@ -104,12 +104,13 @@ def save_policy(path: Path, weights: dict[str, np.ndarray], info: dict[str, Any]
 
 def load_policy(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """(weights, info) that `save_policy` wrote to `path`."""
-    data = _read(path, "cpu", key="policy")
+    data = _read(path, "cpu", ("policy", "info"), "policy file (policy.pt)")
     return {k: v.numpy() for k, v in data["policy"].items()}, data["info"]
 
 
-def _read(path: Path, map_location: str, key: str = "learner") -> dict:
-    """One checkpoint file, checked before torch reads it (an empty or cut file is not a zip)."""
+def _read(path: Path, map_location: str, keys: tuple[str, ...], what: str) -> dict:
+    """One file of ours, a `what` holding `keys`, checked before torch reads it (an empty or
+    cut file is not a zip)."""
     if not path.is_file():
         raise CheckpointError(f"{path} is missing")
     if path.stat().st_size == 0 or not zipfile.is_zipfile(path):
@@ -118,8 +119,6 @@ def _read(path: Path, map_location: str, key: str = "learner") -> dict:
         data = torch.load(path, map_location=map_location, weights_only=True)
     except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as e:
         raise CheckpointError(f"{path} cannot be read ({e})") from e
-    expected = ("learner", "counters") if key == "learner" else (key, "info")
-    if not isinstance(data, dict) or any(k not in data for k in expected):
-        what = "learner checkpoint" if key == "learner" else "policy file (policy.pt)"
+    if not isinstance(data, dict) or any(k not in data for k in keys):
         raise CheckpointError(f"{path} is not a textdqn {what}")
     return data
