@@ -3,9 +3,9 @@ every target_min metric at least its value; and the baselines a run measures."""
 
 import pytest
 
-from textdqn.cluster.supervisor import _target, target_reached
 from textdqn.config import StopConfig, load_config
 from textdqn.errors import ConfigError
+from textdqn.stopping import target_reached, target_summary
 
 
 def test_the_target_needs_every_bound():
@@ -15,7 +15,8 @@ def test_the_target_needs_every_bound():
     assert not target_reached(stop, {"success_rate": 0.97, "any_wrong_inform_mean": 0.02})
     assert not target_reached(stop, {"success_rate": 0.97, "any_wrong_inform_mean": 0.01})  # below, not at
     assert not target_reached(stop, {"success_rate": 0.94, "any_wrong_inform_mean": 0.0})
-    assert _target(stop) == {"metric": "success_rate", "value": 0.95, "max": {"any_wrong_inform_mean": 0.01}}
+    expected = {"metric": "success_rate", "value": 0.95, "max": {"any_wrong_inform_mean": 0.01}}
+    assert target_summary(stop) == expected
     assert not target_reached(StopConfig(env_steps=10), {"success_rate": 1.0})
 
 
@@ -35,7 +36,7 @@ def test_target_min_bounds_count_at_their_value():
     stop = StopConfig(target_metric="coverage_mean", target_value=0.8, target_min={"eos_mean": 0.9})
     assert target_reached(stop, {"coverage_mean": 0.85, "eos_mean": 0.9})  # at least: the value counts
     assert not target_reached(stop, {"coverage_mean": 0.85, "eos_mean": 0.89})
-    assert _target(stop)["min"] == {"eos_mean": 0.9}
+    assert target_summary(stop)["min"] == {"eos_mean": 0.9}
     with pytest.raises(ConfigError, match=r"\['eos_mean'\]"):
         target_reached(stop, {"coverage_mean": 0.85})
 

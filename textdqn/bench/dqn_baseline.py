@@ -111,7 +111,7 @@ def run_dqn_baseline(
 ) -> PeerRunResult:
     """Train the recipe's DQN on config.env until config.stop's target (greedy evaluation),
     recipe.total_timesteps, or time_budget_s (default config.stop.time_s)."""
-    from textdqn.cluster.supervisor import target_reached
+    from textdqn.stopping import target_reached
 
     check_judgeable(config, "the DQN baseline")
     budget = config.stop.time_s if time_budget_s is None else time_budget_s

@@ -149,7 +149,7 @@ def _train_until(
     algo: Any, config: Config, time_budget_s: float, eval_every_iters: int, log: Callable[[str], None]
 ) -> tuple[bool, float, int, dict[str, float], list[tuple[float, int, float]]]:
     """Call `algo.train()` until an evaluation meets the config's target or the budget is spent."""
-    from textdqn.cluster.supervisor import target_reached
+    from textdqn.stopping import target_reached
 
     metric = config.stop.target_metric
     evals: list[tuple[float, int, float]] = []

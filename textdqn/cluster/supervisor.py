@@ -9,7 +9,6 @@ curve and summary.json.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import dataclasses
 import logging
@@ -23,12 +22,12 @@ from pathlib import Path
 import numpy as np
 
 from textdqn.actors.evaluator import Evaluator, baseline_policy
+from textdqn.cluster.books import Aggregator, Counters
 from textdqn.cluster.preflight import check_before_start
-from textdqn.cluster.progress import Progress
 from textdqn.cluster.replay_storage import ReplayStorage, check_storage, run_id_of
 from textdqn.config import Config, to_dict, without_secrets
 from textdqn.envs import save_run_files
-from textdqn.errors import ConfigError, TextDQNError
+from textdqn.errors import TextDQNError
 from textdqn.learner.checkpoint import (
     load_checkpoint,
     replay_snapshot_dir,
@@ -43,113 +42,9 @@ from textdqn.metrics import (
     plot_learning_curve,
     write_summary,
 )
+from textdqn.stopping import budget_spent, target_reached, target_summary
 
 log = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass
-class _Counters:
-    env_steps: int = 0
-    updates: int = 0
-    wall_s: float = 0.0  # before this process (a resumed run continues its clock)
-    env_errors: int = 0
-    actor_restarts: int = 0
-    learner_restarts: int = 0
-    episodes: int = 0
-    actor_env_steps: list = dataclasses.field(default_factory=list)  # each actor's ε position
-
-
-class _Aggregator:
-    """Turns slices of Progress into metric rows."""
-
-    def __init__(self, counters: _Counters) -> None:
-        self.c = counters
-        self.returns: collections.deque = collections.deque(maxlen=100)
-        self.successes: collections.deque = collections.deque(maxlen=100)
-        # Run-wide totals for summary.json.
-        self.compute_s = self.learner_wall_s = 0.0
-        self.lag_sum, self.lag_count, self.lag_max = 0.0, 0, 0
-        self.insert_retries = 0
-        self.replay_counters: dict[str, float] = {}
-        self._learner_restarts_seen = 0
-
-    def totals(self) -> dict:
-        """Learner utilization and policy lag over the whole run (this process's part)."""
-        return {
-            "learner_utilization": self.compute_s / self.learner_wall_s if self.learner_wall_s else None,
-            "policy_lag_mean": self.lag_sum / self.lag_count if self.lag_count else None,
-            "policy_lag_max": self.lag_max,
-            "replay_faults": {"insert_retries": self.insert_retries, **self.replay_counters},
-        }
-
-    def _note_replay_faults(self, p: Progress) -> None:
-        """Add this slice's replay fault counts, and say on the console when they grow."""
-        retries = sum(r.insert_retries for r in p.rollouts)
-        errors = p.counters.get("shard_errors", 0) - self.replay_counters.get("shard_errors", 0)
-        down = p.counters.get("shards_down", 0)
-        if retries or errors > 0 or down:
-            log.warning(
-                "replay: %d shard(s) not answering, %d lost call(s), %d insert(s) resent to other shards",
-                down,
-                errors,
-                retries,
-            )
-        self.insert_retries += retries
-        self.replay_counters.update(p.counters)
-
-    def row(self, p: Progress, wall_s: float, dt: float) -> dict:
-        steps = sum(r.env_steps for r in p.rollouts)
-        self.c.env_steps += steps
-        self.c.updates = max(self.c.updates, p.learner.total_updates)
-        self.c.env_errors += sum(r.env_errors for r in p.rollouts)
-        self.c.actor_restarts += p.actor_restarts
-        self.c.learner_restarts += p.learner_restarts - self._learner_restarts_seen
-        self._learner_restarts_seen = p.learner_restarts
-        for r in p.rollouts:
-            self.returns.extend(r.episode_returns)
-            self.successes.extend(r.episode_metrics.get("success", []))
-            self.c.episodes += len(r.episode_returns)
-        lag_n = sum(r.lag_count for r in p.rollouts)
-        n_up = p.learner.updates
-        self.compute_s += p.learner.compute_s
-        self.learner_wall_s += p.learner.wall_s
-        self.lag_sum += sum(r.lag_sum for r in p.rollouts)
-        self.lag_count += lag_n
-        self.lag_max = max([self.lag_max, *(r.lag_max for r in p.rollouts)])
-        inserts = sum(i.inserts for i in p.replay)
-        self._note_replay_faults(p)
-        return {
-            "wall_s": wall_s,
-            "env_steps": self.c.env_steps,
-            "updates": self.c.updates,
-            "env_steps_per_s": steps / dt if dt > 0 else None,
-            "updates_per_s": n_up / dt if dt > 0 else None,
-            "replay_size": sum(i.size for i in p.replay) if p.replay else None,
-            "samples_per_insert": sum(i.samples for i in p.replay) / inserts if inserts else None,
-            "policy_lag_mean": sum(r.lag_sum for r in p.rollouts) / lag_n if lag_n else None,
-            "policy_lag_max": max((r.lag_max for r in p.rollouts), default=None),
-            "sample_age_mean": p.learner.age_sum / n_up if n_up else None,
-            "learner_utilization": p.learner.compute_s / p.learner.wall_s if p.learner.wall_s else None,
-            "loss": p.learner.loss_sum / n_up if n_up else None,
-            "q_mean": p.learner.q_sum / n_up if n_up else None,
-            "train_return_mean": float(np.mean(self.returns)) if self.returns else None,
-            "train_episodes": self.c.episodes,
-            "eval_return_mean": None,
-            "eval_return_std": None,
-            "eval_success_rate": None,
-            "env_errors": self.c.env_errors,
-            "actor_restarts": self.c.actor_restarts,
-            "learner_restarts": self.c.learner_restarts,
-            "bad_updates": p.learner.bad_updates,
-            "epsilon_mean": float(np.mean([r.epsilon_mean for r in p.rollouts])) if p.rollouts else None,
-            "weight_version": p.learner.version,
-            "insert_retries": self.insert_retries,
-            "shard_errors": self.replay_counters.get("shard_errors"),
-            "shards_down": self.replay_counters.get("shards_down"),
-            "rate_limited": self.replay_counters.get("rate_limited"),
-            "insert_wait_s": sum(r.insert_wait_s for r in p.rollouts),
-            "sample_wait_s": p.learner.wait_s,
-        }
 
 
 def make_runner(
@@ -207,13 +102,13 @@ def train(
     ends the run early (e.g. Redis gone) still writes a final checkpoint and summary.json
     (with "error"), then raises. SIGTERM ends the run as Ctrl-C does. On resume, the
     `overrides` applied are written to config.yaml and listed in resumes.log."""
-    learner_state, counters, replay_dir = None, _Counters(), None
+    learner_state, counters, replay_dir = None, Counters(), None
     if resume:
         run = RunDirectory.open(resume)
         learner_state, saved = load_checkpoint(run.checkpoints_dir)
         check_before_start(config, mode, address, learner_state)
         check_storage(config, run_id_of(run.path), resume=True)
-        counters = _Counters(**{k: saved[k] for k in dataclasses.asdict(counters) if k in saved})
+        counters = Counters(**{k: saved[k] for k in dataclasses.asdict(counters) if k in saved})
         # The learner's file can be newer than the driver's counters written beside it.
         counters.updates = max(counters.updates, int(learner_state["updates"]))
         n = config.actors.num_actors  # --set actors.num_actors may have changed it
@@ -292,12 +187,12 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-def _supervise(config: Config, run: RunDirectory, runner, counters: _Counters, live: bool) -> dict:
+def _supervise(config: Config, run: RunDirectory, runner, counters: Counters, live: bool) -> dict:
     stop, every = config.stop, config.eval.every_env_steps
     evaluator = Evaluator(config)
     save_run_files(evaluator.envs, run.path)
     baselines = _baselines(evaluator, config)
-    agg = _Aggregator(counters)
+    agg = Aggregator(counters)
     logger = MetricsLogger(run, METRIC_COLUMNS)
     start = time.perf_counter()
     next_eval = counters.env_steps + every if every else None
@@ -334,7 +229,7 @@ def _supervise(config: Config, run: RunDirectory, runner, counters: _Counters, l
                 _checkpoint(run, runner, counters, wall, config)
             logger.log(row)
             view.update(row)
-            if (reached and stop.at_target) or _budget_spent(stop, counters, wall):
+            if (reached and stop.at_target) or budget_spent(stop, counters.env_steps, counters.updates, wall):
                 break
     wall = counters.wall_s + time.perf_counter() - start
     _checkpoint(run, runner, counters, wall, config, replay=failure is None)
@@ -355,7 +250,7 @@ def _supervise(config: Config, run: RunDirectory, runner, counters: _Counters, l
     summary = {
         "reached_target": bool(reached),
         "interrupted": interrupted,
-        "target": _target(stop),
+        "target": target_summary(stop),
         "env_steps": counters.env_steps,
         "updates": counters.updates,
         "wall_s": round(wall, 2),
@@ -415,45 +310,8 @@ def _baselines(evaluator: Evaluator, config: Config) -> dict[str, dict]:
     return results
 
 
-def target_reached(stop, result: dict) -> bool:
-    """Whether `result` meets the target: target_metric >= target_value, every target_max
-    metric below its value and every target_min metric at least its value; ConfigError when
-    the evaluation has no such metric."""
-    if not stop.target_metric:
-        return False
-    unknown = sorted({stop.target_metric, *stop.target_max, *stop.target_min} - set(result))
-    if unknown:
-        raise ConfigError(
-            f"stop.target_metric / target_max / target_min name {unknown}, which the evaluation does not "
-            f"report; it reports {sorted(result)}: fix the config"
-        )
-    within = all(result[k] < v for k, v in stop.target_max.items())
-    reached = all(result[k] >= v for k, v in stop.target_min.items())
-    return result[stop.target_metric] >= stop.target_value and within and reached
-
-
-def _target(stop) -> dict:
-    """The target as summary.json states it."""
-    if not stop.target_metric:
-        return {}
-    return {
-        "metric": stop.target_metric,
-        "value": stop.target_value,
-        **({"max": dict(stop.target_max)} if stop.target_max else {}),
-        **({"min": dict(stop.target_min)} if stop.target_min else {}),
-    }
-
-
-def _budget_spent(stop, c: _Counters, wall: float) -> bool:
-    return (
-        (stop.env_steps and c.env_steps >= stop.env_steps)
-        or (stop.updates and c.updates >= stop.updates)
-        or (stop.time_s and wall >= stop.time_s)
-    )
-
-
 def _checkpoint(
-    run: RunDirectory, runner, c: _Counters, wall: float, config: Config, replay: bool = True
+    run: RunDirectory, runner, c: Counters, wall: float, config: Config, replay: bool = True
 ) -> Path:
     """The learner's state and counters, and with memory storage a snapshot of every shard
     (a durable replay needs none: it lives in Redis). `replay=False` skips the snapshot
