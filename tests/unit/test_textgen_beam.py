@@ -3,6 +3,7 @@
 import itertools
 
 import numpy as np
+import pytest
 
 from textdqn.envs.textgen.beam import constrained_beam
 from textdqn.envs.textgen.env import TextGenEnv
@@ -78,3 +79,21 @@ def test_the_beam_baseline_writes_every_concept_within_the_env_masks_and_ends():
             total += info["length"]
         lengths.append(total)
     assert lengths[1] > lengths[0]  # token_bonus / kl_coef = 1 nat a token: longer texts
+
+
+def test_a_warm_start_with_the_beam_agent_acts_the_beam_texts_then_hands_over():
+    from textdqn.actors.worker import RolloutWorker
+    from textdqn.config import ActorConfig, Config, EnvConfig
+    from textdqn.errors import ConfigError
+    from textdqn.typed_config import validate
+
+    kwargs = {"top_k": 4, "eos_after_concepts": True, "kl_coef": 0.05}
+    env = EnvConfig(id="textdqn/TextGen-v0", num_envs=2, kwargs=kwargs)
+    actors = ActorConfig(warm_start_steps=30, warm_start_agent="beam", epsilon=1.0, epsilon_alpha=0.0)
+    worker = RolloutWorker(Config(env=env, actors=actors), 0)
+    _, warm = worker.rollout(30)
+    assert warm.episode_returns and set(warm.episode_metrics["success"]) == {1.0}  # every concept used
+    _, after = worker.rollout(300)  # ε = 1: uniform over the allowed tokens, often cut at the limit
+    assert np.mean(after.episode_metrics["success"]) < 0.9
+    with pytest.raises(ConfigError, match="warm_start_agent"):
+        validate(Config(env=env, actors=ActorConfig(warm_start_agent="oracle")))

@@ -76,7 +76,7 @@ class RolloutWorker:
         self._awaiting: list[_Awaiting] = []  # scored by the next acting pass
         self._failures_in_a_row = 0
         self._failures = 0  # in this worker's life (for logging a few, not every one)
-        check_warm_start(config, envs_have(self.envs, "rule_action"))
+        check_warm_start(config, lambda name: envs_have(self.envs, name))
         self._reset_envs()
 
     def _reset_envs(self) -> None:
@@ -114,7 +114,7 @@ class RolloutWorker:
         while stats.env_steps < num_env_steps:
             q = None
             if self.env_steps + stats.env_steps < self.config.actors.warm_start_steps:
-                actions = self._rule_actions()
+                actions = self._warm_start_actions()
                 explored = np.ones(self.num_envs, dtype=bool)  # not the greedy policy's actions
             else:
                 q = self.q_values(self._obs)
@@ -179,9 +179,9 @@ class RolloutWorker:
         except Exception as e:  # the reset fails too: counted like a failed step
             self._env_failed(e)
 
-    def _rule_actions(self) -> np.ndarray:
-        """Each env's rule-agent act (warm start)."""
-        return np.asarray(self.envs.call("rule_action"), dtype=np.int64)
+    def _warm_start_actions(self) -> np.ndarray:
+        """Each env's act by its warm-start agent (actors.warm_start_agent)."""
+        return np.asarray(self.envs.call(self.config.actors.warm_start_method), dtype=np.int64)
 
     def _track_episodes(self, reward, done, info, stats: RolloutStats) -> None:
         self._ep_return += reward

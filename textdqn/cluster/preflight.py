@@ -25,7 +25,7 @@ def check_before_start(config: Config, mode: str, address: str | None, learner_s
         )
     env = make_env(config.env)  # unknown id, bad kwargs, missing domain/prompts/model files
     try:
-        check_warm_start(config, env.has_wrapper_attr("rule_action"))
+        check_warm_start(config, env.has_wrapper_attr)
         spaces = (env.observation_space, env.action_space)
         if config.network.kv_cache and not getattr(env.unwrapped, "observations_grow", True):
             raise ConfigError(

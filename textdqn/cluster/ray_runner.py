@@ -83,7 +83,7 @@ class RayRunner:
             seed = config.run.seed
             env = make_env(config.env)  # fail fast here, with a clear error, before any actor starts
             spaces = (env.observation_space, env.action_space)
-            check_warm_start(config, env.has_wrapper_attr("rule_action"))
+            check_warm_start(config, env.has_wrapper_attr)
             env.close()
             placement = Placement(config.cluster)
             self.shards = make_shards(

@@ -7,6 +7,7 @@ smoke test).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import gymnasium as gym
@@ -72,13 +73,15 @@ def save_run_files(envs: SyncVectorEnv, run_dir: Path) -> None:
         env.get_wrapper_attr("save_run_files")(run_dir)
 
 
-def check_warm_start(config: Config, has_rule_agent: bool) -> None:
-    """ConfigError when actors.warm_start_steps asks for a rule agent the env lacks."""
-    if config.actors.warm_start_steps and not has_rule_agent:
+def check_warm_start(config: Config, has_attr: Callable[[str], bool]) -> None:
+    """ConfigError when actors.warm_start_steps asks for an agent the env lacks; `has_attr`
+    says whether the env has a named attribute (e.g. gymnasium's env.has_wrapper_attr)."""
+    a = config.actors
+    if a.warm_start_steps and not has_attr(a.warm_start_method):
         raise ConfigError(
-            f"actors.warm_start_steps = {config.actors.warm_start_steps} needs an env with a rule agent "
-            f"(a rule_action() method, as textdqn/Dialogue-v0 has); {config.env.id!r} has none: "
-            "set actors.warm_start_steps = 0"
+            f"actors.warm_start_steps = {a.warm_start_steps} needs an env with a {a.warm_start_agent} "
+            f"agent (a {a.warm_start_method}() method, as textdqn/Dialogue-v0 has a rule agent and "
+            f"textdqn/TextGen-v0 both); {config.env.id!r} has none: set actors.warm_start_steps = 0"
         )
 
 
