@@ -196,7 +196,6 @@ class EnvConfig:
     _RULES: ClassVar[dict[str, Rule]] = {"num_envs": at_least(1), "max_episode_steps": at_least(0)}
 
 
-_WARM_START_AGENTS = ("rule", "beam")
 _SCHEDULES = ("constant", "linear", "exponential")
 
 
@@ -223,7 +222,7 @@ class ActorConfig:
     warm_start_steps: int = 0
     """env steps per actor acted by the env's warm_start_agent before ε-greedy takes over:
     TC-Bot's warm start of replay with a baseline's dialogues; 0 = off"""
-    warm_start_agent: str = "rule"
+    warm_start_agent: Literal["rule", "beam"] = "rule"
     """who acts during the warm start: "rule" (the env's rule agent, its rule_action(): the
     Dialogue-v0 rule agent, TextGen-v0's reference greedy) or "beam" (its beam_action():
     TextGen-v0's constrained beam search, demonstrations of the fluency objective's best texts)"""
@@ -269,14 +268,10 @@ class ActorConfig:
     }
 
     def _check(self, path: str) -> list[str]:
-        errors = []
-        if self.epsilon_schedule not in _SCHEDULES:
-            key = join(path, "epsilon_schedule")
-            errors.append(f"{key} = {self.epsilon_schedule!r} is not a schedule: use one of {_SCHEDULES}")
-        if self.warm_start_agent not in _WARM_START_AGENTS:
-            key = join(path, "warm_start_agent")
-            errors.append(f"{key} = {self.warm_start_agent!r}: use one of {_WARM_START_AGENTS}")
-        return errors
+        if self.epsilon_schedule in _SCHEDULES:
+            return []
+        key = join(path, "epsilon_schedule")
+        return [f"{key} = {self.epsilon_schedule!r} is not a schedule: expected one of {_SCHEDULES}"]
 
     @property
     def warm_start_method(self) -> str:

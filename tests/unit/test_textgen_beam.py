@@ -83,9 +83,8 @@ def test_the_beam_baseline_writes_every_concept_within_the_env_masks_and_ends():
 
 def test_a_warm_start_with_the_beam_agent_acts_the_beam_texts_then_hands_over():
     from textdqn.actors.worker import RolloutWorker
-    from textdqn.config import ActorConfig, Config, EnvConfig
+    from textdqn.config import ActorConfig, Config, EnvConfig, load_config
     from textdqn.errors import ConfigError
-    from textdqn.typed_config import validate
 
     kwargs = {"top_k": 4, "eos_after_concepts": True, "kl_coef": 0.05}
     env = EnvConfig(id="textdqn/TextGen-v0", num_envs=2, kwargs=kwargs)
@@ -95,5 +94,5 @@ def test_a_warm_start_with_the_beam_agent_acts_the_beam_texts_then_hands_over():
     assert warm.episode_returns and set(warm.episode_metrics["success"]) == {1.0}  # every concept used
     _, after = worker.rollout(300)  # ε = 1: uniform over the allowed tokens, often cut at the limit
     assert np.mean(after.episode_metrics["success"]) < 0.9
-    with pytest.raises(ConfigError, match="warm_start_agent"):
-        validate(Config(env=env, actors=ActorConfig(warm_start_agent="oracle")))
+    with pytest.raises(ConfigError, match="warm_start_agent = 'oracle' is not accepted"):
+        load_config("configs/textgen-fluent.yaml", ["actors.warm_start_agent=oracle"])
