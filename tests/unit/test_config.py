@@ -385,3 +385,13 @@ def test_the_run_directory_never_holds_the_redis_password(tmp_path, monkeypatch)
     monkeypatch.setenv("TEXTDQN_REDIS_PASSWORD", "s3cret")
     spec = redis_spec(dataclasses.replace(saved, redis_password_env="TEXTDQN_REDIS_PASSWORD"), "run", 0)
     assert spec.password == "s3cret" and "***" not in spec.url and "s3cret" not in repr(spec)
+
+
+@pytest.mark.parametrize("path", sorted(Path("configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_loads_or_names_the_local_model_it_needs(path):
+    try:
+        config = load_config(str(path))
+    except ConfigError as e:  # configs for a user's own checkpoint (models/gpt2, models/smollm2)
+        assert "is not a local directory" in str(e) and "nothing is downloaded" in str(e), e
+        return
+    assert config.run.name and (config.stop.env_steps or config.stop.time_s or config.stop.target_metric)
