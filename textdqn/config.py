@@ -197,6 +197,8 @@ class EnvConfig:
 
 
 _SCHEDULES = ("constant", "linear", "exponential")
+BASELINE_AGENTS = ("random", "rule", "sample", "beam")
+"""the agents eval.baseline and `textdqn eval --agent` accept (actors/evaluator.py plays them)"""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -396,13 +398,13 @@ class EvalConfig:
         return tuple(self.baseline)
 
     def _check(self, path: str) -> list[str]:
-        wrong = [b for b in self.baselines if b not in ("rule", "random", "sample", "beam")]
+        wrong = [b for b in self.baselines if b not in BASELINE_AGENTS]
         if not wrong:
             return []
         key = join(path, "baseline")
         return [
-            f"{key} = {self.baseline!r}: {wrong} are not baseline agents; use rule, random, sample, "
-            "beam, a list"
+            f"{key} = {self.baseline!r}: {wrong} are not baseline agents; use {', '.join(BASELINE_AGENTS)}, "
+            "a list"
         ]
 
 

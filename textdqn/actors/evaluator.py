@@ -13,7 +13,7 @@ import torch
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from textdqn.actors.exploration import masked_argmax
-from textdqn.config import Config
+from textdqn.config import BASELINE_AGENTS, Config
 from textdqn.envs import action_masks, envs_have, episode_infos, make_env, make_vector_env
 from textdqn.errors import ConfigError
 from textdqn.lm_cache import acting_q
@@ -28,7 +28,7 @@ class Episode(NamedTuple):
 
 
 Policy = Callable[[np.ndarray, "np.ndarray | None"], np.ndarray]
-BASELINES = ("random", "rule", "sample", "beam")
+BASELINES = BASELINE_AGENTS
 _ENV_AGENTS = {  # baseline -> (the env method that plays it, an env that has one)
     "rule": ("rule_action", "textdqn/Dialogue-v0's rule agent, TextGen-v0's reference greedy"),
     "sample": ("sample_action", "TextGen-v0's reference LM sampled at temperature 1"),
