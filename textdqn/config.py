@@ -228,6 +228,10 @@ class ActorConfig:
     """who acts during the warm start: "rule" (the env's rule agent, its rule_action(): the
     Dialogue-v0 rule agent, TextGen-v0's reference greedy) or "beam" (its beam_action():
     TextGen-v0's constrained beam search, demonstrations of the fluency objective's best texts)"""
+    demo_envs: int = 0
+    """env slots of each actor (its last ones) that act with the warm_start_agent all along,
+    as demonstrators whose transitions stay a steady share of replay (DQfD keeps its
+    demonstrations for good; a warm start's are evicted once replay wraps); 0 = none"""
     n_step: int = 3
     """steps summed into one transition's reward"""
     n_step_cut: bool = False
@@ -259,6 +263,7 @@ class ActorConfig:
         "epsilon_decay_steps": at_least(0),
         "explore_temperature": at_least(0, "a float"),
         "warm_start_steps": at_least(0),
+        "demo_envs": at_least(0),
         "n_step": at_least(1),
         "gamma": in_range(0, 1),
         "send_batch_size": at_least(1),
@@ -274,6 +279,11 @@ class ActorConfig:
             return []
         key = join(path, "epsilon_schedule")
         return [f"{key} = {self.epsilon_schedule!r} is not a schedule: expected one of {_SCHEDULES}"]
+
+    @property
+    def demonstrates(self) -> bool:
+        """Whether any action is a demonstrator's (a warm start, or demonstrator env slots)."""
+        return self.warm_start_steps > 0 or self.demo_envs > 0
 
     @property
     def warm_start_method(self) -> str:
@@ -321,6 +331,16 @@ class LearnerConfig:
     """intra-op threads of the learner's torch (CPU)"""
     prefetch: int = 4
     """sampled batches the background thread keeps ready"""
+    demo_margin: float = 0.0
+    """DQfD's large-margin loss on demonstrations (actors.warm_start_steps, actors.demo_envs):
+    max_a [Q(s, a) + margin·(a ≠ a_demo)] − Q(s, a_demo), so the greedy action of a
+    demonstrated state is the demonstrator's by at least this margin; 0 = off (Hester et al.
+    2018 use 0.8 with rewards clipped to ±1: set it on the scale of the Q-values' gaps)"""
+    demo_loss_weight: float = 1.0
+    """weight of the large-margin loss next to the TD loss (DQfD's λ2)"""
+    demo_priority_bonus: float = 0.0
+    """added to the priority of demonstrations (DQfD's ε_d), so they keep being sampled once
+    their TD errors are small"""
     max_bad_updates: int = 100
     """updates with a NaN/inf loss that are skipped before the run aborts"""
     max_restarts: int = 3
@@ -343,7 +363,15 @@ class LearnerConfig:
         "max_bad_updates": at_least(0),
         "max_restarts": at_least(0),
         "num_cpus": at_least(0, "a float"),
+        "demo_margin": at_least(0, "a float"),
+        "demo_loss_weight": at_least(0, "a float"),
+        "demo_priority_bonus": at_least(0, "a float"),
     }
+
+    @property
+    def uses_demos(self) -> bool:
+        """Whether updates treat demonstrations apart (transitions then carry a demo flag)."""
+        return self.demo_margin > 0 or self.demo_priority_bonus > 0
 
     def _check(self, path: str) -> list[str]:
         found = []
@@ -504,7 +532,21 @@ class Config:
 
     def _check(self, path: str) -> list[str]:
         # Across sections: an LM Q-network must start from the env's reference LM.
-        return lm_mismatches(self.network, self.env.kwargs, self.eval.env_kwargs)
+        return lm_mismatches(self.network, self.env.kwargs, self.eval.env_kwargs) + self._demo_mismatches()
+
+    def _demo_mismatches(self) -> list[str]:
+        a, found = self.actors, []
+        if a.demo_envs >= self.env.num_envs:
+            found.append(
+                f"actors.demo_envs = {a.demo_envs} leaves none of env.num_envs = {self.env.num_envs} "
+                "slots to the Q-network: use fewer demonstrator slots (e.g. 1) or more envs"
+            )
+        if self.learner.uses_demos and not a.demonstrates:
+            found.append(
+                "learner.demo_margin / demo_priority_bonus act on demonstrations, but nothing "
+                "demonstrates: set actors.warm_start_steps or actors.demo_envs, or set them to 0"
+            )
+        return found
 
 
 def without_secrets(cfg: Config) -> Config:

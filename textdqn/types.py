@@ -29,6 +29,7 @@ _FIELDS: dict[str, bool] = {
     "next_action_mask": True,
     "priority": True,
     "policy_version": True,
+    "demo": True,
 }
 
 # A schema maps each present field to (numpy dtype string, per-item shape).
@@ -53,6 +54,9 @@ class TransitionBatch:
         form with `unpack_masks`.
     priority: float32 [B] or None, the initial priority |δ| computed by the actor.
     policy_version: int32 [B] or None, the weight version that chose `action`.
+    demo: bool [B] or None, whether a demonstrator chose `action` (the env's warm-start agent,
+        `actors.warm_start_agent`) rather than the Q-network: the learner's large-margin loss
+        (DQfD, `learner.demo_margin`) applies to those rows. Present when that loss is on.
     """
 
     obs: np.ndarray
@@ -63,6 +67,7 @@ class TransitionBatch:
     next_action_mask: np.ndarray | None = None
     priority: np.ndarray | None = None
     policy_version: np.ndarray | None = None
+    demo: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.obs)

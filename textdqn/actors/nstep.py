@@ -36,9 +36,14 @@ class NStepAdder:
     actions after its first: n-step returns under ε-greedy otherwise estimate the exploring
     policy's value, which in envs where a random action is costly (a token that breaks a
     sentence) pulls the greedy actions' values down.
+
+    label_demos: give every transition a `demo` flag, whether its first action was a
+    demonstrator's (`add`'s `demo`), for the learner's large-margin loss.
     """
 
-    def __init__(self, num_envs: int, n: int, gamma: float, cut_at_exploration: bool = False) -> None:
+    def __init__(
+        self, num_envs: int, n: int, gamma: float, cut_at_exploration: bool = False, label_demos: bool = False
+    ) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         if n < 1:
@@ -49,6 +54,7 @@ class NStepAdder:
         self.n = n
         self.gamma = float(gamma)
         self.cut_at_exploration = bool(cut_at_exploration)
+        self.label_demos = bool(label_demos)
         self._last_mask: np.ndarray | None = None  # [N, A] the mask of the obs the next call brings
         # gamma_powers[k - 1] = γ^k, the discount of a k-step transition that bootstraps.
         self._gamma_powers = self.gamma ** np.arange(1, n + 1, dtype=np.float64)
@@ -57,6 +63,7 @@ class NStepAdder:
         self._reward = np.zeros((n, num_envs), dtype=np.float64)
         self._version = np.zeros((n, num_envs), dtype=np.int32)
         self._q_taken = np.full((n, num_envs), np.nan, dtype=np.float32)
+        self._demo = np.zeros((n, num_envs), dtype=bool)
         self._pending = np.zeros(num_envs, dtype=np.int64)  # steps stored per env, 0..n-1 between calls
         self._step = 0  # vector steps seen; step s lives in ring slot s % n
         self._with_masks: bool | None = None
@@ -87,6 +94,7 @@ class NStepAdder:
         next_action_mask: np.ndarray | None = None,
         q_taken: np.ndarray | None = None,
         explored: np.ndarray | None = None,
+        demo: np.ndarray | None = None,
     ) -> TransitionBatch | None:
         """Record one vector-env step; return the transitions it completed, or None.
 
@@ -100,6 +108,7 @@ class NStepAdder:
         initial priorities need it; see `emitted_q`).
         explored: bool [N] or None, which actions were exploratory (not the greedy policy's);
         with cut_at_exploration, the windows pending before them are emitted first.
+        demo: bool [N] or None (none), which actions were a demonstrator's (see label_demos).
         """
         obs, next_obs = np.asarray(obs), np.asarray(next_obs)
         self._check_step(obs, next_obs, next_action_mask)
@@ -110,6 +119,7 @@ class NStepAdder:
                 parts.append(self._cut(cut, obs))
         if next_action_mask is not None:
             self._last_mask = np.array(next_action_mask, dtype=bool)
+        self._demo[self._step % self.n] = False if demo is None else np.asarray(demo, dtype=bool)
         completed = self._record(
             obs, action, reward, next_obs, terminated, truncated, policy_version, next_action_mask, q_taken
         )
@@ -178,6 +188,7 @@ class NStepAdder:
             next_obs=next_obs,
             next_action_mask=mask,
             policy_version=self._version[start, env],
+            demo=self._demo[start, env] if self.label_demos else None,
         )
         return batch, env, self._q_taken[start, env], np.full(env.size, cut)
 

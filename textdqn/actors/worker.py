@@ -68,8 +68,14 @@ class RolloutWorker:
         self._slots = slice(worker_index * num_envs, (worker_index + 1) * num_envs)
         self._rng = np.random.default_rng(seed)
         self._adder = NStepAdder(
-            num_envs, config.actors.n_step, config.actors.gamma, cut_at_exploration=config.actors.n_step_cut
+            num_envs,
+            config.actors.n_step,
+            config.actors.gamma,
+            cut_at_exploration=config.actors.n_step_cut,
+            label_demos=config.learner.uses_demos,
         )
+        # the last actors.demo_envs slots act with the warm-start agent all along (demonstrators)
+        self._demonstrators = np.arange(num_envs) >= num_envs - config.actors.demo_envs
         self.mask_format = replay_mask_format(self.envs)
         self._pending: list[TransitionBatch] = []  # with initial priorities
         self._unscored: list[TransitionBatch] = []  # scored by one forward pass when sent
@@ -115,14 +121,17 @@ class RolloutWorker:
             q = None
             if self.env_steps + stats.env_steps < self.config.actors.warm_start_steps:
                 actions = self._warm_start_actions()
-                explored = np.ones(self.num_envs, dtype=bool)  # not the greedy policy's actions
+                explored = demo = np.ones(self.num_envs, dtype=bool)  # not the greedy policy's actions
             else:
                 q = self.q_values(self._obs)
                 self._score_awaiting(q)
                 actions = epsilon_greedy(
                     q, eps, self._rng, self._mask, self.config.actors.explore_temperature
                 )
-                explored = actions != masked_argmax(q, self._mask) if self._adder.cut_at_exploration else None
+                demo = self._demonstrators
+                if demo.any():
+                    actions[demo] = self._demonstrator_actions()
+                explored = (actions != masked_argmax(q, self._mask)) | demo
             try:
                 next_obs, reward, terminated, truncated, info = self.envs.step(actions)
             except Exception as e:  # a crashed env: reset it, count it, carry on (up to a bound)
@@ -142,6 +151,7 @@ class RolloutWorker:
                 true_next_masks(next_mask, info),
                 q_taken=None if q is None else q[np.arange(self.num_envs), actions],
                 explored=explored,
+                demo=demo,
             )
             ended = terminated | truncated
             if batch is not None:
@@ -183,6 +193,12 @@ class RolloutWorker:
         """Each env's act by its warm-start agent (actors.warm_start_agent)."""
         return np.asarray(self.envs.call(self.config.actors.warm_start_method), dtype=np.int64)
 
+    def _demonstrator_actions(self) -> np.ndarray:
+        """The warm-start agent's acts in the demonstrator slots (actors.demo_envs) only."""
+        method = self.config.actors.warm_start_method
+        slots = np.flatnonzero(self._demonstrators)
+        return np.array([self.envs.envs[j].get_wrapper_attr(method)() for j in slots], dtype=np.int64)
+
     def _track_episodes(self, reward, done, info, stats: RolloutStats) -> None:
         self._ep_return += reward
         self._ep_length += 1
@@ -220,7 +236,7 @@ class RolloutWorker:
         for a in self._awaiting:
             a.q_next[a.waiting] = q[a.env[a.waiting]]
             self._pending.append(
-                dataclasses.replace(a.batch, priority=_priorities(a.batch, a.q_sa, a.q_next))
+                dataclasses.replace(a.batch, priority=self._priorities(a.batch, a.q_sa, a.q_next))
             )
         self._awaiting = []
 
@@ -249,7 +265,14 @@ class RolloutWorker:
         """|δ| of each transition under the local network (Ape-X: actors prioritise)."""
         q = self.net(torch.as_tensor(np.concatenate([batch.obs, batch.next_obs])))
         q_obs, q_next = q[: len(batch)].numpy(), q[len(batch) :].numpy()
-        return _priorities(batch, q_obs[np.arange(len(batch)), batch.action], q_next)
+        return self._priorities(batch, q_obs[np.arange(len(batch)), batch.action], q_next)
+
+    def _priorities(self, batch: TransitionBatch, q_sa: np.ndarray, q_next: np.ndarray) -> np.ndarray:
+        """|δ|, plus learner.demo_priority_bonus for demonstrations (as the learner sets them)."""
+        priority = _td_errors(batch, q_sa, q_next)
+        if batch.demo is not None:
+            priority += np.float32(self.config.learner.demo_priority_bonus) * batch.demo
+        return priority
 
     def close(self) -> None:
         self.envs.close()
@@ -266,7 +289,7 @@ class _Awaiting:
     waiting: np.ndarray  # bool [B], the rows whose s' is their env's next observation
 
 
-def _priorities(batch: TransitionBatch, q_sa: np.ndarray, q_next: np.ndarray) -> np.ndarray:
+def _td_errors(batch: TransitionBatch, q_sa: np.ndarray, q_next: np.ndarray) -> np.ndarray:
     """|r + discount · max over the actions valid in s' of Q(s') − Q(s, a)|, float32 [B]."""
     mask = unpack_masks(batch.next_action_mask, q_next.shape[1])
     q_next = torch.as_tensor(q_next)

@@ -77,11 +77,12 @@ def check_warm_start(config: Config, has_attr: Callable[[str], bool]) -> None:
     """ConfigError when actors.warm_start_steps asks for an agent the env lacks; `has_attr`
     says whether the env has a named attribute (e.g. gymnasium's env.has_wrapper_attr)."""
     a = config.actors
-    if a.warm_start_steps and not has_attr(a.warm_start_method):
+    if a.demonstrates and not has_attr(a.warm_start_method):
         raise ConfigError(
-            f"actors.warm_start_steps = {a.warm_start_steps} needs an env with a {a.warm_start_agent} "
-            f"agent (a {a.warm_start_method}() method, as textdqn/Dialogue-v0 has a rule agent and "
-            f"textdqn/TextGen-v0 both); {config.env.id!r} has none: set actors.warm_start_steps = 0"
+            f"actors.warm_start_steps = {a.warm_start_steps} and actors.demo_envs = {a.demo_envs} need "
+            f"an env with a {a.warm_start_agent} agent (a {a.warm_start_method}() method, as "
+            "textdqn/Dialogue-v0 has a rule agent and textdqn/TextGen-v0 both); "
+            f"{config.env.id!r} has none: set both to 0"
         )
 
 

@@ -1,4 +1,5 @@
-"""Learner: double DQN updates with importance weights, a target network and Adam.
+"""Learner: double DQN updates with importance weights, a target network and Adam, and DQfD's
+large-margin loss on demonstrations when `learner.demo_margin` asks for it.
 
 Plain Python and torch. Call order: `update(sample) -> UpdateResult` (new priorities for
 the replay and metrics, or None for a skipped NaN/inf update), `weights()` when publishing,
@@ -17,7 +18,13 @@ import torch
 from textdqn.actors.exploration import linear_decay
 from textdqn.config import Config
 from textdqn.errors import TextDQNError
-from textdqn.learner.losses import double_dqn_targets, hard_update_, soft_update_, td_loss
+from textdqn.learner.losses import (
+    double_dqn_targets,
+    hard_update_,
+    large_margin_loss,
+    soft_update_,
+    td_loss,
+)
 from textdqn.networks import make_q_network, state_to_numpy
 from textdqn.types import WeightedSample, unpack_masks
 
@@ -94,6 +101,10 @@ class Learner:
                 q_next_online = self.online(next_obs) if self.config.double_q else q_next_target
         target = double_dqn_targets(reward, discount, q_next_online.float(), q_next_target.float(), mask)
         loss, td = td_loss(q.float(), action, target, weights, self.config.loss)
+        demo = None if b.demo is None else self._tensor(b.demo)
+        if demo is not None and self.config.demo_margin > 0:
+            margin = large_margin_loss(q.float(), action, demo, self.config.demo_margin)
+            loss = loss + self.config.demo_loss_weight * margin.mean()
         if not torch.isfinite(loss):
             self.bad_updates += 1
             if self.bad_updates > self.config.max_bad_updates:
@@ -111,8 +122,11 @@ class Learner:
         self._anneal_lr()
         self._update_target()
         age = self.version - b.policy_version if b.policy_version is not None else np.zeros(1)
+        priorities = td.abs().float()
+        if demo is not None:  # DQfD's ε_d: demonstrations keep being sampled
+            priorities = priorities + self.config.demo_priority_bonus * demo.float()
         return UpdateResult(
-            priorities=td.abs().float().cpu().numpy(),
+            priorities=priorities.cpu().numpy(),
             loss=float(loss.detach()),
             q_mean=float(q.detach().float().mean()),
             sample_age_mean=float(age.mean()),

@@ -4,6 +4,7 @@ Shapes: B = batch, A = actions. Nothing here keeps state; the Learner orchestrat
 
   target = double_dqn_targets(reward, discount, q_online(s'), q_target(s'), next_mask)
   loss, td = td_loss(q_online(s), action, target, weights)     # backprop loss; |td| -> priorities
+  loss += λ · large_margin_loss(q_online(s), action, demo, margin).mean()   # DQfD, demonstrations
   soft_update_(target_net, online_net, tau)  or, every T updates, hard_update_(target_net, online_net)
 """
 
@@ -88,6 +89,20 @@ def td_loss(
     if weights is not None:
         per_item = per_item * weights
     return per_item.mean(), delta.detach()
+
+
+def large_margin_loss(q: Tensor, action: Tensor, demo: Tensor, margin: float) -> Tensor:
+    """DQfD's supervised loss on demonstrations (Hester et al. 2018), per item, float [B].
+
+    For a demonstrated row: max_a [Q(s, a) + margin·(a ≠ a_E)] − Q(s, a_E) >= 0, where a_E is
+    the demonstrator's `action`; it is 0 once a_E leads every other action by `margin`, so the
+    greedy action of that state is the demonstrator's. Rows that are not demonstrations give 0.
+    q: float [B, A] (with gradient). action: int64 [B]. demo: bool [B].
+    """
+    action = action.long()[:, None]
+    q_sa = q.gather(1, action).squeeze(1)
+    others = torch.full_like(q, margin).scatter_(1, action, 0.0)
+    return ((q + others).max(dim=1).values - q_sa) * demo.to(q.dtype)
 
 
 @torch.no_grad()

@@ -180,6 +180,7 @@ class TextGenEnv(gym.Env):
         self._marker = self.tokenizer.unk_token_id  # what a used concept reads as (mark_used_concepts)
         self._marks = self._concept_positions() if self.mark_used_concepts else []
         self._greedy: dict[str, Generation] = {}
+        self._beam_plans: dict[int, list[int]] = {}  # beam_action's whole text, per prompt index
         self._plan: list[int] = []
 
         high = max(self.vocab_size - 1, self.max_tokens)
@@ -391,13 +392,21 @@ class TextGenEnv(gym.Env):
         """The next token of this episode's text by constrained beam search under the reference
         LM over the env's own masks (beam.py), searched from the current prefix when it is not
         the plan's: the baseline without learning (`textdqn eval --agent beam`). It ranks the
-        finished texts by the fluency terms' objective, log p_ref + (token_bonus / kl_coef) · length."""
+        finished texts by the fluency terms' objective, log p_ref + (token_bonus / kl_coef) · length.
+        A prompt's text from the start is searched once and kept (demonstrators repeat prompts)."""
         done = self._generated
+        if not done and self._index in self._beam_plans:  # deterministic: searched once a prompt
+            self._beam = self._beam_plans[self._index]
         if self._beam[: len(done)] != done or len(self._beam) <= len(done):
             prompt = [int(i) for i in self._prompt_ids[self._index]]
 
+            seen: dict[tuple[int, ...], np.ndarray] = {}  # each prefix is asked twice: ranked, extended
+
             def used(prefix: list[int]) -> np.ndarray:
-                return covered(words(self.generated_text(prefix)), self.record.concepts)
+                key = tuple(prefix)
+                if key not in seen:
+                    seen[key] = covered(words(self.generated_text(prefix)), self.record.concepts)
+                return seen[key]
 
             self._beam = constrained_beam(
                 lambda prefixes: self.reference.next_logps([prompt + p for p in prefixes]),
@@ -408,6 +417,8 @@ class TextGenEnv(gym.Env):
                 start=list(done),
                 length_bonus=self.token_bonus / self.kl_coef if self.kl_coef > 0 else 0.0,
             )
+            if not done:
+                self._beam_plans[self._index] = self._beam
         return self._beam[len(done)]
 
     def rule_action(self) -> int:
