@@ -58,8 +58,18 @@ def _stop_leftover(data_dir: Path) -> None:
     log.warning("stopping redis-server pid %d left running on %s by an earlier run", pid, data_dir)
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 30
-    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+    while _running(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
+
+
+def _running(pid: int) -> bool:
+    """Whether process `pid` still runs: a zombie (exited, not yet reaped by its parent, which
+    in a container without an init may be never) writes nothing more and counts as stopped."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"  # the state follows the (command) field
 
 
 def _free_port() -> int:
