@@ -55,11 +55,10 @@ def test_defaults_validate_and_match_the_documented_values():
 
 def test_every_field_has_a_docstring_like_string_under_it():
     import inspect
+    import sys
 
-    import textdqn.config as config_module
-
-    source = inspect.getsource(config_module)
     for cls in (Config, RunConfig, ReplayConfig, RateLimiterConfig):
+        source = inspect.getsource(sys.modules[cls.__module__])
         for f in dataclasses.fields(cls):
             lines = source.split(f"\n    {f.name}: ", 1)[1].splitlines()
             assert lines[1].strip().startswith('"""'), f"{cls.__name__}.{f.name} has no doc"
