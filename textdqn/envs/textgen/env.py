@@ -168,7 +168,15 @@ class TextGenEnv(gym.Env):
         self.banned = np.zeros(self.vocab_size, dtype=bool)
         self.banned[[i for i in self.tokenizer.all_special_ids if i < self.vocab_size]] = True
         self.banned[self.eos_id] = False
-        self._prompt_ids = self._encode_prompts(prompts)
+        encoded = tokens.checked_prompt_ids(
+            self.tokenizer,
+            self.all_records,
+            self.max_tokens,
+            self.max_new_tokens,
+            self.chat_template,
+            prompts,
+        )
+        self._prompt_ids = [encoded[r.id] for r in self.records]
         # Checks every concept (the error names its prompt) and bounds the mask (max_allowed_actions).
         self._concept_ids = tokens.concept_ids(self.tokenizer, [r.concepts for r in self.records])
         # Each record's tokens per concept, so that a concept the text already uses leaves the mask.
@@ -192,40 +200,6 @@ class TextGenEnv(gym.Env):
         self.record: PromptRecord = self.records[0]
         self._index = 0
         self._generated: list[int] = []
-
-    def _encode_prompts(self, prompts: str) -> list[np.ndarray]:
-        """The split's prompts as token ids; ConfigError when any prompt of the file (either split,
-        so that train and test settings agree) leaves no room for max_new_tokens."""
-        room = self.max_tokens - self.max_new_tokens
-        texts = [r.prompt for r in self.all_records]
-        encoded = dict(
-            zip(
-                (r.id for r in self.all_records),
-                tokens.encode_prompts(self.tokenizer, texts, self.chat_template),
-                strict=True,
-            )
-        )
-        longest = max(self.all_records, key=lambda r: len(encoded[r.id]))
-        if len(encoded[longest.id]) > room:
-            raise ConfigError(
-                f"prompt {longest.id!r} of {prompts or 'the shipped prompts'} has {len(encoded[longest.id])} "
-                f"tokens, more than max_tokens - max_new_tokens = {room}: raise env.kwargs.max_tokens to "
-                f"{len(encoded[longest.id]) + self.max_new_tokens} or shorten the prompt"
-            )
-        source = prompts or "the shipped prompts"
-        if any(len(ids) == 0 for ids in encoded.values()):
-            raise ConfigError(f"a prompt of {source} has no tokens; write some text in every prompt")
-        for record in self.all_records:
-            for field, text in (("prompt", record.prompt), ("target", record.target or "")):
-                unknown = tokens.unknown_words(self.tokenizer, text)
-                if unknown:
-                    raise ConfigError(
-                        f"the {field} of prompt record {record.id!r} in {source} has words the reference "
-                        f"LM's tokenizer does not know ({unknown[:5]} read as its unknown token, so the "
-                        "agent could neither read nor write them): reword it with words the vocabulary has, "
-                        "or use a reference LM (env.kwargs.lm) whose tokenizer has them"
-                    )
-        return [encoded[r.id] for r in self.records]
 
     # --- text ---
 

@@ -165,3 +165,41 @@ def _token_ids(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -> list
     if backend is not None:
         return [e.ids for e in backend.encode_batch(list(texts), add_special_tokens=False)]
     return tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+
+
+def checked_prompt_ids(
+    tokenizer: PreTrainedTokenizerBase,
+    records: Sequence[PromptRecord],
+    max_tokens: int,
+    max_new_tokens: int,
+    chat_template: bool,
+    source: str,
+) -> dict[str, np.ndarray]:
+    """Every record's prompt as token ids, by record id; ConfigError when a prompt (of either
+    split, so that train and test settings agree) leaves no room for max_new_tokens, has no
+    tokens, or has a word (in its prompt or target) the tokenizer does not know. `source` names
+    the prompts file ("" for the shipped one) in the errors."""
+    source = source or "the shipped prompts"
+    texts = [r.prompt for r in records]
+    encoded = dict(zip((r.id for r in records), encode_prompts(tokenizer, texts, chat_template), strict=True))
+    room = max_tokens - max_new_tokens
+    longest = max(records, key=lambda r: len(encoded[r.id]))
+    if len(encoded[longest.id]) > room:
+        raise ConfigError(
+            f"prompt {longest.id!r} of {source} has {len(encoded[longest.id])} tokens, more than "
+            f"max_tokens - max_new_tokens = {room}: raise env.kwargs.max_tokens to "
+            f"{len(encoded[longest.id]) + max_new_tokens} or shorten the prompt"
+        )
+    if any(len(ids) == 0 for ids in encoded.values()):
+        raise ConfigError(f"a prompt of {source} has no tokens; write some text in every prompt")
+    for record in records:
+        for field, text in (("prompt", record.prompt), ("target", record.target or "")):
+            unknown = unknown_words(tokenizer, text)
+            if unknown:
+                raise ConfigError(
+                    f"the {field} of prompt record {record.id!r} in {source} has words the reference "
+                    f"LM's tokenizer does not know ({unknown[:5]} read as its unknown token, so the "
+                    "agent could neither read nor write them): reword it with words the vocabulary has, "
+                    "or use a reference LM (env.kwargs.lm) whose tokenizer has them"
+                )
+    return encoded
