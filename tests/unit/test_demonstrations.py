@@ -105,11 +105,11 @@ def test_demonstrator_slots_act_with_the_warm_start_agent_and_their_transitions_
         learner=LearnerConfig(demo_margin=0.1, demo_priority_bonus=0.5),
     )
     worker = RolloutWorker(config, 0, seed=3)
-    rule, acts = worker.envs.envs[3], []
+    rule, acts = worker.envs.envs[0], []
     step = worker.envs.step
 
-    def recording_step(actions):  # the last slot's action is its rule agent's, the others random
-        acts.append((int(actions[3]), int(rule.get_wrapper_attr("rule_action")())))
+    def recording_step(actions):  # the first slot's action is its rule agent's, the others random
+        acts.append((int(actions[0]), int(rule.get_wrapper_attr("rule_action")())))
         return step(actions)
 
     worker.envs.step = recording_step

@@ -74,8 +74,9 @@ class RolloutWorker:
             cut_at_exploration=config.actors.n_step_cut,
             label_demos=config.learner.uses_demos,
         )
-        # the last actors.demo_envs slots act with the warm-start agent all along (demonstrators)
-        self._demonstrators = np.arange(num_envs) >= num_envs - config.actors.demo_envs
+        # the first actors.demo_envs slots, the most exploring (Ape-X's ε falls with the slot),
+        # act with the warm-start agent all along: demonstrators
+        self._demonstrators = np.arange(num_envs) < config.actors.demo_envs
         self.mask_format = replay_mask_format(self.envs)
         self._pending: list[TransitionBatch] = []  # with initial priorities
         self._unscored: list[TransitionBatch] = []  # scored by one forward pass when sent
