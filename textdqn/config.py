@@ -103,9 +103,10 @@ class ActorConfig:
     Dialogue-v0 rule agent, TextGen-v0's reference greedy) or "beam" (its beam_action():
     TextGen-v0's constrained beam search, demonstrations of the fluency objective's best texts)"""
     demo_envs: int = 0
-    """env slots of each actor (its first, most exploring ones) that act with the warm_start_agent all along,
-    as demonstrators whose transitions stay a steady share of replay (DQfD keeps its
-    demonstrations for good; a warm start's are evicted once replay wraps); 0 = none"""
+    """env slots of each actor (its first, most exploring ones) that act with the
+    warm_start_agent all along, as demonstrators whose transitions stay a steady share of
+    replay (DQfD keeps its demonstrations for good; a warm start's are evicted once replay
+    wraps); 0 = none"""
     n_step: int = 3
     """steps summed into one transition's reward"""
     n_step_cut: bool = False
