@@ -13,7 +13,7 @@ import torch
 from textdqn.actors.nstep import NStepAdder
 from textdqn.actors.worker import RolloutWorker
 from textdqn.config import ActorConfig, Config, EnvConfig, LearnerConfig, NetworkConfig
-from textdqn.errors import ConfigError
+from textdqn.errors import ConfigError, SchemaError
 from textdqn.learner.learner import Learner
 from textdqn.learner.losses import large_margin_loss
 from textdqn.typed_config import from_dict, validate
@@ -152,3 +152,6 @@ def test_the_demo_flag_survives_the_replay_shard_and_its_checkpoint(tmp_path):
     again = ReplayShard(capacity=16)
     again.restore(str(tmp_path))
     assert again.sample(8).batch.demo is not None
+    # a run resumed with the demonstration terms switched off sends batches without the flag
+    with pytest.raises(SchemaError, match=r"learner\.demo_margin.*start a fresh replay"):
+        again.insert(dataclasses.replace(batch, demo=None))

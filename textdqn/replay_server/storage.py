@@ -39,9 +39,15 @@ def check_schema(expected: Schema, batch: TransitionBatch) -> None:
     """Raise SchemaError naming the first field whose dtype or shape differs from `expected`."""
     got = batch.schema()
     if got.keys() != expected.keys():
+        fix = "every batch sent to one replay must carry the same optional fields"
+        if "demo" in got.keys() ^ expected.keys():
+            fix = (
+                "the learner's demonstration terms (learner.demo_margin, learner.demo_priority_bonus) "
+                "were switched on or off since this replay was filled: keep the settings it was "
+                "filled with, or start a fresh replay"
+            )
         raise SchemaError(
-            f"batch has fields {sorted(got)}, but the replay was allocated for {sorted(expected)}; "
-            "every batch sent to one replay must carry the same optional fields"
+            f"batch has fields {sorted(got)}, but the replay was allocated for {sorted(expected)}; {fix}"
         )
     for name, (dtype, shape) in expected.items():
         if got[name] != (dtype, shape):
