@@ -51,7 +51,7 @@ def test_warm_start_acts_with_the_rule_agent_then_hands_over(monkeypatch):
 
 def test_warm_start_without_a_rule_agent_is_a_config_error():
     config = Config(actors=ActorConfig(warm_start_steps=100))
-    with pytest.raises(ConfigError, match="warm_start_steps = 0"):
+    with pytest.raises(ConfigError, match="set both to 0"):
         RolloutWorker(dataclasses.replace(config, env=EnvConfig(num_envs=2)), 0)
 
 
