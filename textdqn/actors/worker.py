@@ -132,7 +132,9 @@ class RolloutWorker:
                 demo = self._demonstrators
                 if demo.any():
                     actions[demo] = self._demonstrator_actions()
-                explored = (actions != masked_argmax(q, self._mask)) | demo
+                explored = None  # only a cut at exploration reads it
+                if self._adder.cut_at_exploration:
+                    explored = (actions != masked_argmax(q, self._mask)) | demo
             try:
                 next_obs, reward, terminated, truncated, info = self.envs.step(actions)
             except Exception as e:  # a crashed env: reset it, count it, carry on (up to a bound)
