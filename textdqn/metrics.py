@@ -47,7 +47,7 @@ METRIC_COLUMNS: tuple[str, ...] = (
     "eval_return_mean", "eval_return_std", "eval_success_rate", "eval_target", "env_errors", "actor_restarts",
     "learner_restarts",
     "bad_updates", "epsilon_mean", "weight_version", "insert_retries", "shard_errors", "shards_down",
-    "rate_limited", "insert_wait_s", "sample_wait_s",
+    "rate_limited", "insert_wait_s", "sample_wait_s", "demo_share", "demo_margin_loss",
 )  # fmt: skip
 """The keys of a metrics row, in CSV column order (wall_s in seconds since the run began)."""
 
@@ -394,7 +394,7 @@ def _fields(row: Row) -> list[tuple[str, str, str]]:
         eval_text += f" ± {g('eval_return_std'):.3g}"
     if g("eval_success_rate") is not None:
         eval_text += f" (success {g('eval_success_rate'):.0%})"
-    return [
+    fields = [
         ("env steps", "env_steps", f"{_num(g('env_steps'))} ({_num(g('env_steps_per_s'), suffix='/s')})"),
         ("updates", "updates", f"{_num(g('updates'))} ({_num(g('updates_per_s'), suffix='/s')})"),
         ("replay size", "replay", _num(g("replay_size"))),
@@ -415,6 +415,10 @@ def _fields(row: Row) -> list[tuple[str, str, str]]:
             f"{_num(g('shard_errors'))}/{_num(g('insert_retries'))}/{_num(g('shards_down'))}",
         ),
     ]
+    if g("demo_share") is not None:  # only runs whose learner uses demonstrations
+        demo = f"{g('demo_share'):.0%}/{_num(g('demo_margin_loss'), '.3g')}"
+        fields.append(("demonstrations: share of samples / margin loss", "demo", demo))
+    return fields
 
 
 def plain_line(row: Row) -> str:

@@ -12,10 +12,14 @@ import torch
 
 from textdqn.actors.nstep import NStepAdder
 from textdqn.actors.worker import RolloutWorker
+from textdqn.cluster.books import Aggregator, Counters
+from textdqn.cluster.progress import Progress
 from textdqn.config import ActorConfig, Config, EnvConfig, LearnerConfig, NetworkConfig
 from textdqn.errors import ConfigError, SchemaError
 from textdqn.learner.learner import Learner
+from textdqn.learner.loop import LearnerLoop
 from textdqn.learner.losses import large_margin_loss
+from textdqn.metrics import plain_line
 from textdqn.typed_config import from_dict, validate
 from textdqn.types import TransitionBatch, WeightedSample
 
@@ -95,6 +99,60 @@ def test_the_learner_makes_the_demonstrated_action_greedy_and_adds_the_priority_
         td = np.abs(q[:, 1].numpy())  # the target of every row is its reward, 0
         np.testing.assert_allclose(result.priorities, td + 0.25, atol=0.05)
     assert greedy[0.0] == 0.0 and greedy[0.3] == 1.0, greedy
+
+
+class _SameBatch:
+    """The ReplaySampler interface: `sample` every time (without its demo flags when the learner
+    does not use them), noting the margin loss of its demo rows by hand on the weights each update sees."""
+
+    def __init__(self, learner: Learner, sample: WeightedSample) -> None:
+        self.learner, self.margin_sums = learner, []
+        self.batch = sample
+        if not learner.config.uses_demos:
+            self.batch = dataclasses.replace(sample, batch=dataclasses.replace(sample.batch, demo=None))
+
+    def sample(self, beta, timeout=None):
+        b = self.batch.batch
+        with torch.no_grad():
+            q = self.learner.online(torch.as_tensor(b.obs))
+        lead = (q + torch.tensor([self.learner.config.demo_margin, 0.0])).max(1).values - q[:, 1]
+        self.margin_sums.append(float(lead[b.demo].sum()) if b.demo is not None else 0.0)
+        return self.batch
+
+    def update_priorities(self, sample, priorities):
+        pass
+
+    def publish(self, version, weights):  # and the WeightSink one
+        pass
+
+
+def test_the_share_of_demonstrations_and_their_margin_loss_reach_the_metrics_row():
+    spaces = (gym.spaces.Box(-1, 1, (3,), np.float32), gym.spaces.Discrete(2))
+    sample = _demo_sample()
+    sample.batch.demo[::2] = False  # half the rows are the demonstrator's
+    margin_loss = {}
+    for margin, bonus in ((0.3, 0.0), (0.0, 0.1), (0.0, 0.0)):
+        config = Config(
+            network=NetworkConfig(hidden=(16,)),
+            actors=ActorConfig(warm_start_steps=100),
+            learner=LearnerConfig(device="cpu", demo_margin=margin, demo_priority_bonus=bonus),
+        )
+        torch.manual_seed(0)
+        learner = Learner(config, *spaces)
+        replay = _SameBatch(learner, sample)
+        stats = LearnerLoop(learner, config.replay, replay, replay).run(max_updates=3)
+        assert stats.rows == 48 and stats.uses_demos == config.learner.uses_demos
+        row = Aggregator(Counters()).row(Progress(learner=stats), wall_s=1.0, dt=1.0)
+        if config.learner.uses_demos:
+            assert stats.demo_rows == 24 and row["demo_share"] == 0.5
+            # with margin 0 (a priority bonus only) it is how far the demonstrated action trails
+            assert row["demo_margin_loss"] == pytest.approx(sum(replay.margin_sums) / 24, rel=1e-5)
+            assert "demo=50%/" in plain_line(row)
+            margin_loss[margin] = row["demo_margin_loss"]
+        else:
+            assert stats.demo_rows == 0 and row["demo_share"] is None and row["demo_margin_loss"] is None
+            assert "demo=" not in plain_line(row)
+    assert margin_loss[0.3] > margin_loss[0.0] > 0
 
 
 def test_demonstrator_slots_act_with_the_warm_start_agent_and_their_transitions_are_flagged():

@@ -84,6 +84,7 @@ class Aggregator:
         self.lag_count += lag_n
         self.lag_max = max([self.lag_max, *(r.lag_max for r in p.rollouts)])
         inserts = sum(i.inserts for i in p.replay)
+        demos = p.learner.demo_rows
         self._note_replay_faults(p)
         return {
             "wall_s": wall_s,
@@ -116,4 +117,8 @@ class Aggregator:
             "rate_limited": self.replay_counters.get("rate_limited"),
             "insert_wait_s": sum(r.insert_wait_s for r in p.rollouts),
             "sample_wait_s": p.learner.wait_s,
+            # DQfD's terms (None without them): the share of sampled rows a demonstrator chose, and
+            # the large-margin loss over those rows (0 once every demonstrated action leads by the margin)
+            "demo_share": demos / p.learner.rows if p.learner.uses_demos and n_up else None,
+            "demo_margin_loss": p.learner.demo_margin_sum / demos if demos else None,
         }

@@ -52,6 +52,10 @@ class UpdateResult:
     sample_age_mean: float
     """learner version − the version that chose each sampled transition (replay age)"""
     sample_age_max: int
+    demo_rows: int = 0
+    """sampled rows a demonstrator chose (0 without the learner's demonstration terms)"""
+    demo_margin_sum: float = 0.0
+    """the large-margin loss summed over those rows (0 once each demonstrated action leads by the margin)"""
 
 
 class Learner:
@@ -102,9 +106,11 @@ class Learner:
         target = double_dqn_targets(reward, discount, q_next_online.float(), q_next_target.float(), mask)
         loss, td = td_loss(q.float(), action, target, weights, self.config.loss)
         demo = None if b.demo is None else self._tensor(b.demo)
-        if demo is not None and self.config.demo_margin > 0:
+        margin = None  # per row; with demo_margin 0 (a priority bonus only) a metric, not a loss
+        if demo is not None:
             margin = large_margin_loss(q.float(), action, demo, self.config.demo_margin)
-            loss = loss + self.config.demo_loss_weight * margin.mean()
+            if self.config.demo_margin > 0:
+                loss = loss + self.config.demo_loss_weight * margin.mean()
         if not torch.isfinite(loss):
             self.bad_updates += 1
             if self.bad_updates > self.config.max_bad_updates:
@@ -131,6 +137,8 @@ class Learner:
             q_mean=float(q.detach().float().mean()),
             sample_age_mean=float(age.mean()),
             sample_age_max=int(age.max()),
+            demo_rows=0 if demo is None else int(demo.sum()),
+            demo_margin_sum=0.0 if margin is None else float(margin.detach().sum()),
         )
 
     def _anneal_lr(self) -> None:

@@ -15,6 +15,9 @@ from textdqn.interfaces import ReplaySampler, WeightSink
 from textdqn.learner.learner import Learner
 from textdqn.replay_server.importance import annealed_beta
 
+_SUMMED = ("updates", "compute_s", "wait_s", "wall_s", "loss_sum", "q_sum", "age_sum")
+_SUMMED += ("rows", "demo_rows", "demo_margin_sum")
+
 
 @dataclasses.dataclass
 class LearnerStats:
@@ -31,13 +34,18 @@ class LearnerStats:
     age_sum: float = 0.0
     age_max: int = 0
     bad_updates: int = 0
+    rows: int = 0
+    demo_rows: int = 0
+    demo_margin_sum: float = 0.0
+    uses_demos: bool = False  # the learner has DQfD's terms (the demo rows are counted)
 
     def merge(self, other: LearnerStats) -> None:
-        for f in ("updates", "compute_s", "wait_s", "wall_s", "loss_sum", "q_sum", "age_sum"):
+        for f in _SUMMED:
             setattr(self, f, getattr(self, f) + getattr(other, f))
         self.age_max = max(self.age_max, other.age_max)
         self.total_updates, self.version = other.total_updates, other.version
         self.bad_updates = other.bad_updates
+        self.uses_demos = self.uses_demos or other.uses_demos
 
 
 class LearnerLoop:
@@ -96,10 +104,14 @@ class LearnerLoop:
             stats.q_sum += result.q_mean
             stats.age_sum += result.sample_age_mean
             stats.age_max = max(stats.age_max, result.sample_age_max)
+            stats.rows += len(result.priorities)
+            stats.demo_rows += result.demo_rows
+            stats.demo_margin_sum += result.demo_margin_sum
             if self.learner.should_publish():
                 self.weights.publish(*self.learner.publish())
         stats.wall_s = time.perf_counter() - start
         stats.total_updates = self.learner.updates
         stats.version = self.learner.version
         stats.bad_updates = self.learner.bad_updates
+        stats.uses_demos = self.learner.config.uses_demos
         return stats
