@@ -26,7 +26,6 @@ repetition metrics (fluency.text_metrics: distinct_1, distinct_2, repeated_3gram
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from pathlib import Path
 from typing import Any, ClassVar
@@ -35,7 +34,7 @@ import gymnasium as gym
 import numpy as np
 
 from textdqn.envs.textgen import fluency, tokens
-from textdqn.envs.textgen.beam import constrained_beam
+from textdqn.envs.textgen.agents import BaselineAgents, Generation
 from textdqn.envs.textgen.prompts import PromptRecord, load_prompts, split_records
 from textdqn.envs.textgen.reference import LMState, ReferenceLM
 from textdqn.envs.textgen.rewards import coverage, covered, kl_penalty, make_reward, repetition, words
@@ -45,20 +44,7 @@ from textdqn.errors import ConfigError
 from textdqn.lm import LM_DTYPES, LM_KEYS, SHIPPED_LM, shared_causal_lm
 
 
-@dataclasses.dataclass(frozen=True)
-class Generation:
-    """A generated continuation of one prompt and how the env scores it."""
-
-    text: str
-    tokens: np.ndarray
-    reward: float
-    coverage: float
-    success: bool
-    metrics: dict[str, float]
-    """eos, judge_nll, judge_tokens, perplexity and the repetition metrics (as episode info)"""
-
-
-class TextGenEnv(gym.Env):
+class TextGenEnv(BaselineAgents, gym.Env):
     """Text generation one token at a time, rewarded by a plug-in, guided by a reference LM.
 
     Args:
@@ -208,21 +194,6 @@ class TextGenEnv(gym.Env):
         ids = self._generated if generated is None else list(generated)
         return self.tokenizer.decode([i for i in ids if i != self.eos_id], skip_special_tokens=True).strip()
 
-    def reference_greedy(self, record: PromptRecord | int | None = None) -> Generation:
-        """The reference LM's greedy generation for `record` (a record of this split or its index;
-        default: the current one), scored as the env scores the agent's (the same total reward,
-        per-token or not). Cached per record: it is deterministic."""
-        if record is None:
-            record = self.record
-        index = record if isinstance(record, int) else self.records.index(record)
-        record = self.records[index]
-        if record.id not in self._greedy:
-            ids, logps = self.reference.greedy(
-                self._prompt_ids[index], self.banned, self.eos_id, self.max_new_tokens
-            )
-            self._greedy[record.id] = self._score(record, ids, float(logps.sum()))
-        return self._greedy[record.id]
-
     def _score(self, record: PromptRecord, generated: np.ndarray | list[int], logp_sum: float) -> Generation:
         text = self.generated_text(generated)
         ended = len(generated) > 0 and int(generated[-1]) == self.eos_id
@@ -349,11 +320,7 @@ class TextGenEnv(gym.Env):
         obs[1 : 1 + len(ids)] = ids
         return obs
 
-    def sample_action(self) -> int:
-        """A token sampled from the reference LM at temperature 1 (never a banned one), with the
-        env's seeded generator: the reference's own writing (`textdqn eval --agent sample`)."""
-        p = np.exp(np.where(self.banned, -np.inf, self._state.logp).astype(np.float64))
-        return int(self.np_random.choice(self.vocab_size, p=p / p.sum()))
+    # --- gymnasium API ---
 
     def plan_episodes(self, slot: int, slots: int, episodes: int) -> None:
         """Have the next resets take prompts in order, each once: of `episodes` evaluation
@@ -361,46 +328,6 @@ class TextGenEnv(gym.Env):
         slot, slot + slots, ..., episode j on prompt j mod (prompts of the split). Resets past
         the plan draw prompts at random again. How evaluation covers every test prompt once."""
         self._plan = [j % len(self.records) for j in range(slot, episodes, slots)]
-
-    def beam_action(self) -> int:
-        """The next token of this episode's text by constrained beam search under the reference
-        LM over the env's own masks (beam.py), searched from the current prefix when it is not
-        the plan's: the baseline without learning (`textdqn eval --agent beam`). It ranks the
-        finished texts by the fluency terms' objective, log p_ref + (token_bonus / kl_coef) · length.
-        A prompt's text from the start is searched once and kept (demonstrators repeat prompts)."""
-        done = self._generated
-        if not done and self._index in self._beam_plans:  # deterministic: searched once a prompt
-            self._beam = self._beam_plans[self._index]
-        if self._beam[: len(done)] != done or len(self._beam) <= len(done):
-            prompt = [int(i) for i in self._prompt_ids[self._index]]
-
-            seen: dict[tuple[int, ...], np.ndarray] = {}  # each prefix is asked twice: ranked, extended
-
-            def used(prefix: list[int]) -> np.ndarray:
-                key = tuple(prefix)
-                if key not in seen:
-                    seen[key] = covered(words(self.generated_text(prefix)), self.record.concepts)
-                return seen[key]
-
-            self._beam = constrained_beam(
-                lambda prefixes: self.reference.next_logps([prompt + p for p in prefixes]),
-                lambda prefix, logp: self._allowed(logp, used(prefix)),
-                lambda prefix: int(used(prefix).sum()),
-                self.eos_id,
-                self.max_new_tokens,
-                start=list(done),
-                length_bonus=self.token_bonus / self.kl_coef if self.kl_coef > 0 else 0.0,
-            )
-            if not done:
-                self._beam_plans[self._index] = self._beam
-        return self._beam[len(done)]
-
-    def rule_action(self) -> int:
-        """The reference LM's greedy next token (never a banned one): the reference baseline
-        (`textdqn eval --agent rule`), and a warm-start policy."""
-        return int(np.argmax(np.where(self.banned, -np.inf, self._state.logp)))
-
-    # --- gymnasium API ---
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         """Start an episode on a random record of the split, or on `options["prompt_index"]`."""
