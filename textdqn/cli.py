@@ -172,20 +172,14 @@ def evaluate(
     `textdqn eval runs/dialogue-... --show 3` prints three evaluation dialogues as transcripts;
     `--episodes 2000 --seed 1` measures the policy on other episodes than its run did.
     """
-    from textdqn.actors.evaluator import BASELINES, Evaluator, baseline_policy
-    from textdqn.networks import state_to_numpy
+    from textdqn.actors.evaluator import Evaluator, baseline_policy
+    from textdqn.config import BASELINE_AGENTS
 
     try:
-        cfg, state, title = _eval_setup(run_dir, agent, env, overrides or [], checkpoint)
+        cfg, weights, title = _eval_setup(run_dir, agent, env, overrides or [], checkpoint)
         evaluator = Evaluator(cfg) if seed is None else Evaluator(cfg, seed)
-        if agent != "greedy" and agent not in BASELINES:
-            raise ConfigError(f"--agent {agent!r} is not known: use greedy, {' or '.join(BASELINES)}")
-        weights = None
-        if agent == "greedy" and "online" in state:
-            evaluator.net.load_state_dict(state["online"])
-            weights = state_to_numpy(evaluator.net)
-        elif agent == "greedy":
-            weights = state["policy"]
+        if agent != "greedy" and agent not in BASELINE_AGENTS:
+            raise ConfigError(f"--agent {agent!r} is not known: use greedy, {' or '.join(BASELINE_AGENTS)}")
         if show:
             _print_episodes(title, evaluator.show(agent, show, weights))
             return
@@ -213,13 +207,14 @@ def _print_episodes(title: str, episodes: list) -> None:
 
 
 def _eval_setup(run_dir: Path | None, agent: str, env: str | None, overrides: list[str], checkpoint: bool):
-    """(config, the greedy policy's state or None, table title) for `textdqn eval`: the state is
-    a learner checkpoint's ("online": the network's state dict) or policy.pt's ("policy": the
-    published weights)."""
+    """(config, the greedy policy's weights or None, table title) for `textdqn eval`: the weights
+    policy.pt holds (those the final evaluation measured) or those of the last learner
+    checkpoint's online network, as numpy arrays by state-dict key (networks.state_to_numpy)."""
     from textdqn import typed_config
     from textdqn.config import Config
     from textdqn.learner.checkpoint import load_checkpoint, load_policy
     from textdqn.metrics import RunDirectory
+    from textdqn.networks import tensors_to_numpy
 
     if run_dir is None:
         if agent == "greedy" or env is None:
@@ -241,9 +236,10 @@ def _eval_setup(run_dir: Path | None, agent: str, env: str | None, overrides: li
         weights, info = load_policy(run.policy_path)
         version = info.get("evaluation", {}).get("weight_version", "?")
         title = f"greedy evaluation of {run_dir} (the policy its final evaluation measured, v{version})"
-        return cfg, {"policy": weights}, title
+        return cfg, weights, title
     state, counters = load_checkpoint(run.checkpoints_dir)
-    return cfg, state, f"greedy evaluation of {run_dir} ({counters.get('env_steps', 0):,} env steps)"
+    weights = tensors_to_numpy(state["online"])
+    return cfg, weights, f"greedy evaluation of {run_dir} ({counters.get('env_steps', 0):,} env steps)"
 
 
 @replay_app.command("inspect")

@@ -289,11 +289,15 @@ def state_to_numpy(module: nn.Module, frozen: bool = True) -> dict[str, np.ndarr
     of an LM), which every copy of the network holds from its construction; this is what
     the learner publishes.
     """
-    out = {}
     skip = _tied_keys(module).keys() | (set() if frozen else _frozen_keys(module))
-    for key, value in module.state_dict().items():
-        if key in skip:
-            continue
+    return tensors_to_numpy({key: value for key, value in module.state_dict().items() if key not in skip})
+
+
+def tensors_to_numpy(state: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    """A state dict's tensors as CPU numpy copies (bfloat16 as float32): what `load_numpy_state_`
+    takes, from a module (`state_to_numpy`) or a checkpoint's state dict."""
+    out = {}
+    for key, value in state.items():
         tensor = value.detach()
         if tensor.dtype == torch.bfloat16:
             tensor = tensor.float()

@@ -28,7 +28,6 @@ class Episode(NamedTuple):
 
 
 Policy = Callable[[np.ndarray, "np.ndarray | None"], np.ndarray]
-BASELINES = BASELINE_AGENTS
 _ENV_AGENTS = {  # baseline -> (the env method that plays it, an env that has one)
     "rule": ("rule_action", "textdqn/Dialogue-v0's rule agent, TextGen-v0's reference greedy"),
     "sample": ("sample_action", "TextGen-v0's reference LM sampled at temperature 1"),
@@ -53,7 +52,7 @@ def baseline_policy(name: str, envs: gym.vector.VectorEnv, seed: int = 0) -> Pol
                 "none: use --agent random"
             )
         return lambda obs, mask: np.asarray(envs.call(method), dtype=np.int64)
-    raise ConfigError(f"unknown baseline agent {name!r}: use one of {BASELINES}")
+    raise ConfigError(f"unknown baseline agent {name!r}: use one of {BASELINE_AGENTS}")
 
 
 def _numeric_info(final: dict) -> dict[str, float]:
