@@ -6,7 +6,7 @@ import json
 import pytest
 
 from textdqn.envs.textgen import make_prompts
-from textdqn.envs.textgen.prompts import SHIPPED_PROMPTS, load_prompts, split_records
+from textdqn.envs.textgen.prompts import LARGE_PROMPTS, SHIPPED_PROMPTS, load_prompts, split_records
 from textdqn.envs.textgen.tokens import (
     SPECIAL_TOKENS,
     build_tokenizer,
@@ -17,10 +17,20 @@ from textdqn.envs.textgen.words import concept_words, vocabulary_words, word_for
 from textdqn.errors import ConfigError
 
 
-def test_the_shipped_file_is_what_the_generator_writes(tmp_path):
+def test_the_shipped_files_are_what_the_generator_writes(tmp_path):
     assert SHIPPED_PROMPTS.read_text(encoding="utf-8") == make_prompts.to_jsonl(make_prompts.make_records())
-    make_prompts.main([str(tmp_path / "p.jsonl")])
+    make_prompts.main([str(tmp_path / "p.jsonl"), str(tmp_path / "large.jsonl")])
     assert (tmp_path / "p.jsonl").read_bytes() == SHIPPED_PROMPTS.read_bytes()
+    assert (tmp_path / "large.jsonl").read_bytes() == LARGE_PROMPTS.read_bytes()
+
+
+def test_the_large_file_has_the_same_test_prompts_and_six_times_the_training_ones():
+    shipped, large = load_prompts(), load_prompts("textdqn:envs/textgen/data/concepts-large.jsonl")
+    assert len(large) == 3000 and large[:600] == shipped
+    assert split_records(large, "test") == split_records(shipped, "test")
+    train = split_records(large, "train")
+    assert len(train) == 2880
+    assert not {r.concepts for r in train} & {r.concepts for r in split_records(shipped, "test")}
 
 
 def test_shipped_records_are_commongen_style_concept_sets():

@@ -2,8 +2,9 @@
 
 A record is `{"id": str, "concepts": [word, ...], "split": "train" | "test", "prompt": str}`
 with an optional `"target"` (a reference text, for the similarity reward). `concepts` may be
-empty or absent for tasks that do not use them (a classifier reward). The shipped file,
-data/concepts.jsonl, is written by `python -m textdqn.envs.textgen.make_prompts`.
+empty or absent for tasks that do not use them (a classifier reward). The shipped files,
+data/concepts.jsonl and data/concepts-large.jsonl (its 600 records and 2,400 more train ones), are
+written by `python -m textdqn.envs.textgen.make_prompts`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from textdqn.errors import ConfigError
 from textdqn.lm import resolve_path
 
 SHIPPED_PROMPTS = Path(__file__).parent / "data" / "concepts.jsonl"
+LARGE_PROMPTS = SHIPPED_PROMPTS.with_name("concepts-large.jsonl")
+"""the same test records, 2,880 train records: env.kwargs.prompts is then
+textdqn:envs/textgen/data/concepts-large.jsonl"""
 SPLITS = ("train", "test")
 _EXAMPLE = '{"id": "p1", "concepts": ["dog", "ball"], "split": "train", "prompt": "use: dog, ball"}'
 
