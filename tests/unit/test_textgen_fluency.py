@@ -13,6 +13,7 @@ from textdqn.config import Config
 from textdqn.envs.textgen.env import TextGenEnv
 from textdqn.envs.textgen.fluency import (
     Judge,
+    corpus_distinct,
     distinct,
     evaluation_metrics,
     perplexity,
@@ -38,6 +39,13 @@ def test_repetition_metrics_of_hand_made_texts():
         pytest.approx(math.exp(2.0))
     )
     assert evaluation_metrics({"coverage_mean": 1.0}) == {}
+    # distinct-n over a set of texts: their n-grams pooled, none across two texts.
+    shared = [words("the dog runs fast"), words("the cat runs fast")]
+    assert corpus_distinct(shared, 2) == pytest.approx(5 / 6)  # (runs fast) twice, of 6 bigrams
+    assert corpus_distinct([["a", "b"], ["c", "d"]], 2) == 1.0 and corpus_distinct([], 2) == 1.0
+    assert evaluation_metrics({}, ["the dog runs fast", "the cat runs fast"]) == {
+        "corpus_distinct_2": pytest.approx(5 / 6)
+    }
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +133,7 @@ def test_evaluation_runs_every_test_prompt_once_in_order_and_reports_baselines(m
     assert seen[0][:3] == [test_ids[0], test_ids[7], test_ids[14]]  # in order, round-robin
     sampled = evaluator.run(baseline_policy("sample", evaluator.envs), 120)
     assert greedy["judge_perplexity"] < sampled["judge_perplexity"]  # greedy text is the likelier
+    assert greedy["corpus_distinct_2"] < sampled["corpus_distinct_2"]  # and the more alike across prompts
     for agent in ("rule", "sample"):  # the same prompts, the same texts (sampled ones seeded)
         first = evaluator.run(baseline_policy(agent, evaluator.envs), 14)
         assert first == evaluator.run(baseline_policy(agent, evaluator.envs), 14), agent

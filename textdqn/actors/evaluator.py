@@ -147,8 +147,10 @@ class Evaluator:
             "episodes": float(len(returns)),
         }
         out.update(_episode_end_means(ends))
-        derived = getattr(self.envs.envs[0].unwrapped, "evaluation_metrics", None)  # e.g. corpus perplexity
-        return {**out, **(derived(out) if derived else {})}
+        # e.g. TextGen-v0's corpus perplexity, and its texts' variety as a set (from info["text"])
+        derived = getattr(self.envs.envs[0].unwrapped, "evaluation_metrics", None)
+        texts = [final["text"] for final in ends if isinstance(final.get("text"), str)]
+        return {**out, **(derived(out, texts) if derived else {})}
 
     @torch.no_grad()
     def show(self, agent: str, episodes: int, weights: dict[str, np.ndarray] | None = None) -> list[Episode]:

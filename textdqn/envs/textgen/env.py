@@ -21,7 +21,8 @@ generated tokens: the sequence's KL estimate to the reference for a greedy polic
 (1 when the text ended with EOS before the limit), "score" (the plug-in's score of the text
 without the fluency terms: coverage, a classifier's probability, a similarity), the fluency
 judge's "judge_nll", "judge_tokens" and "perplexity" of the text after its prompt, and its
-repetition metrics (fluency.text_metrics: distinct_1, distinct_2, repeated_3grams, words).
+repetition metrics (fluency.text_metrics: distinct_1, distinct_2, repeated_3grams, words),
+and the "text" itself (an evaluation's corpus_distinct_2 reads it).
 """
 
 from __future__ import annotations
@@ -392,6 +393,7 @@ class TextGenEnv(BaselineAgents, gym.Env):
                 length=float(len(self._generated)),
                 reward=float(self._total),
                 kl=-self._logp_sum,
+                text=self._text,
                 **self._text_metrics(self.record, self._text, ended, -self._logp_sum, len(self._generated)),
             )
         return self._observation(), self._reward, self._done, False, info

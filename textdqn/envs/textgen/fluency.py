@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from textdqn.envs.textgen.rewards import words
 from textdqn.envs.textgen.tokens import encode_prompts
 from textdqn.errors import ConfigError
 from textdqn.lm import shared_causal_lm
@@ -63,13 +64,25 @@ def perplexity(nll: float, tokens: float) -> float:
     return math.exp(nll / tokens) if tokens > 0 else 1.0
 
 
-def evaluation_metrics(means: dict[str, float]) -> dict[str, float]:
+def corpus_distinct(texts_words: Sequence[Sequence[str]], n: int) -> float:
+    """distinct-n over a corpus (Li et al. 2016's own form): unique n-grams of all the texts over
+    their n-grams (none across two texts); 1.0 when they have none. Low when many texts share
+    one shape, though each text alone repeats nothing."""
+    grams = [gram for text_words in texts_words for gram in ngrams(text_words, n)]
+    return len(set(grams)) / len(grams) if grams else 1.0
+
+
+def evaluation_metrics(means: dict[str, float], texts: Sequence[str] = ()) -> dict[str, float]:
     """What an evaluation adds to the means of TextGen-v0's episode infos: `judge_perplexity`,
     the corpus perplexity of all the evaluated texts under the judge (exp of their summed
-    negative log-likelihood over their summed tokens: the ratio of the two means)."""
-    if "judge_nll_mean" not in means or "judge_tokens_mean" not in means:
-        return {}
-    return {"judge_perplexity": perplexity(means["judge_nll_mean"], means["judge_tokens_mean"])}
+    negative log-likelihood over their summed tokens: the ratio of the two means), and, given
+    the texts, `corpus_distinct_2` (corpus_distinct: how varied the texts are as a set)."""
+    out = {}
+    if "judge_nll_mean" in means and "judge_tokens_mean" in means:
+        out["judge_perplexity"] = perplexity(means["judge_nll_mean"], means["judge_tokens_mean"])
+    if texts:
+        out["corpus_distinct_2"] = corpus_distinct([words(t) for t in texts], 2)
+    return out
 
 
 class Judge:
