@@ -461,6 +461,13 @@ class ConsoleView:
             table.add_row(label, text)
         return table
 
+    def note(self, text: str) -> None:
+        """Print one line of its own (above the live table on a terminal), e.g. an evaluation."""
+        if self._live is not None:
+            self._live.console.print(text, markup=False, highlight=False, soft_wrap=True)
+        else:
+            self._print(text)
+
     def update(self, row: Row) -> None:
         """Show the metrics row `row` (the keys of METRIC_COLUMNS; missing ones show as "-")."""
         if self._live is not None:

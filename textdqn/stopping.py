@@ -35,6 +35,24 @@ def target_summary(stop) -> dict:
     }
 
 
+def target_report(stop, result: dict) -> str:
+    """One line on how `result` stands against the target, each metric with its bound, e.g.
+    ``coverage_mean 0.933 (>= 0.8), eos_mean 0.767 (>= 0.9), judge_perplexity 4.08 (< 4.05):
+    not yet``; "" without a target. Metrics the evaluation lacks show as "-"."""
+    if not stop.target_metric:
+        return ""
+    bounds = [(stop.target_metric, ">=", stop.target_value)]
+    bounds += [(k, ">=", v) for k, v in stop.target_min.items()]
+    bounds += [(k, "<", v) for k, v in stop.target_max.items()]
+    parts = []
+    for key, op, bound in bounds:
+        value = result.get(key)
+        parts.append(f"{key} {'-' if value is None else format(value, '.4g')} ({op} {bound:g})")
+    missing = any(result.get(key) is None for key, _, _ in bounds)
+    verdict = "not yet" if missing or not target_reached(stop, result) else "target reached"
+    return ", ".join(parts) + f": {verdict}"
+
+
 def budget_spent(stop, env_steps: int, updates: int, wall: float) -> bool:
     """Whether env steps, updates or wall time have reached their stop.* budget (0: none)."""
     return (

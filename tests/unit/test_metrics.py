@@ -249,8 +249,17 @@ def test_console_view_on_a_terminal_draws_a_table():
     console = Console(file=out, force_terminal=True, width=80)
     with ConsoleView("textdqn live", console=console) as view:
         view.update(row_at(700, replay_size=4096, policy_lag_max=3))
+        view.note("evaluation at 700 env steps: coverage_mean 0.9 (>= 0.8): target reached")
     text = out.getvalue()
     assert "textdqn live" in text and "replay size" in text and "4,096" in text
+    assert "evaluation at 700 env steps: coverage_mean 0.9 (>= 0.8): target reached" in text
+
+
+def test_console_view_notes_print_as_lines_of_their_own():
+    out = io.StringIO()
+    with ConsoleView("t", console=Console(file=out, width=40)) as view:
+        view.note("evaluation at 500 env steps: eos_mean 0.7667 (>= 0.9): not yet")
+    assert out.getvalue().splitlines()[1] == "evaluation at 500 env steps: eos_mean 0.7667 (>= 0.9): not yet"
 
 
 def test_plain_line_shows_dashes_for_missing_values():

@@ -5,7 +5,7 @@ import pytest
 
 from textdqn.config import StopConfig, load_config
 from textdqn.errors import ConfigError
-from textdqn.stopping import target_reached, target_summary
+from textdqn.stopping import target_reached, target_report, target_summary
 
 
 def test_the_target_needs_every_bound():
@@ -48,3 +48,22 @@ def test_eval_baseline_is_one_agent_or_a_list():
     assert load_config("configs/dialogue.yaml", ["eval.baseline=''"]).eval.baselines == ()
     with pytest.raises(ConfigError, match=r"\['oracle'\] are not baseline agents"):
         load_config("configs/dialogue.yaml", ["eval.baseline=[rule, oracle]"])
+
+
+def test_target_report_gives_each_figure_with_its_bound():
+    stop = StopConfig(
+        target_metric="coverage_mean",
+        target_value=0.8,
+        target_min={"eos_mean": 0.9},
+        target_max={"judge_perplexity": 4.05},
+    )
+    short = {"coverage_mean": 0.9333, "eos_mean": 0.7667, "judge_perplexity": 4.079}
+    assert target_report(stop, short) == (
+        "coverage_mean 0.9333 (>= 0.8), eos_mean 0.7667 (>= 0.9), judge_perplexity 4.079 (< 4.05): not yet"
+    )
+    met = {"coverage_mean": 0.971, "eos_mean": 0.917, "judge_perplexity": 4.002}
+    assert target_report(stop, met).endswith("judge_perplexity 4.002 (< 4.05): target reached")
+    assert target_report(stop, {"coverage_mean": 0.9}).endswith(
+        "eos_mean - (>= 0.9), judge_perplexity - (< 4.05): not yet"
+    )
+    assert target_report(StopConfig(env_steps=10), met) == ""

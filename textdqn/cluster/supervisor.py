@@ -42,7 +42,7 @@ from textdqn.metrics import (
     plot_learning_curve,
     write_summary,
 )
-from textdqn.stopping import budget_spent, target_reached, target_summary
+from textdqn.stopping import budget_spent, target_reached, target_report, target_summary
 
 log = logging.getLogger(__name__)
 
@@ -224,6 +224,11 @@ def _supervise(config: Config, run: RunDirectory, runner, counters: Counters, li
                 final_eval, policy = _evaluate(evaluator, runner, config, row)
                 logger.log_evaluation(final_eval, counters.env_steps, wall)
                 reached = target_reached(stop, final_eval)
+                if stop.target_metric:  # every figure the target needs, on the console
+                    view.note(
+                        f"[{wall:,.1f}s] evaluation at {counters.env_steps:,} env steps: "
+                        + target_report(stop, final_eval)
+                    )
             if counters.updates >= next_ckpt:
                 next_ckpt = counters.updates + config.run.checkpoint_every_updates
                 _checkpoint(run, runner, counters, wall, config)
@@ -289,14 +294,6 @@ def _evaluate(evaluator: Evaluator, runner, config: Config, row: dict) -> tuple[
     row["eval_success_rate"] = result.get("success_rate")
     if config.stop.target_metric:
         row["eval_target"] = result.get(config.stop.target_metric)
-    bounds = {**config.stop.target_max, **config.stop.target_min}
-    if bounds:  # the bounds the target also needs, as this evaluation found them
-        log.info(
-            "eval %s (below %s, at least %s)",
-            {k: result.get(k) for k in bounds},
-            config.stop.target_max,
-            config.stop.target_min,
-        )
     return result, weights
 
 
