@@ -1,18 +1,17 @@
 """configs/textgen-fluent.yaml (coverage with the fluency terms, learning from the constrained
-beam search's texts as demonstrations) must write texts that use the concepts and end: greedy
-coverage >= 0.9 and >= 2x the reference LM's greedy coverage, 90 % of the texts ending with EOS
-before the limit, and a judge perplexity of at most 5.5, all in the evaluation at the end of
-its env-step budget, with the distributed trainer (local mode).
+beam search's texts as demonstrations) must meet issue 15's whole target on the 120 test
+prompts, greedy, within its env-step budget, with the distributed trainer (local mode):
+coverage >= 0.8 and >= 2x the reference LM's greedy coverage, 90 % of the texts ending with EOS
+before the limit, and a judge perplexity no higher than that of the reference LM's own samples
+at temperature 1, measured in the same run (4.05).
 
-Issue 15's own target (perplexity <= 4.05, the reference's samples) is the config's stop target
-and is not reached yet (README, "The shipped small LM and the results"); this test holds the
-recipe to what it reaches, so that a change that loses fluency fails. The same config (with
-its one-hour time limit) on 2026-12-01 had a perplexity of 4.22-4.56 between 350K and 400K env
-steps and 4.19-5.40 at every evaluation from 100K on, coverage >= 0.99 and EOS >= 0.94 from
-250K on. The bound was 8 before the beam warm start (2026-11-30), 6 before the demonstrator
-slots and DQfD's margin loss (2026-12-01).
+The run stops at the first evaluation that meets all of them (the config's stop target), so it
+picks one good evaluation among ones that vary by about +-0.3 in perplexity (4.0-4.9 from 30K
+env steps on). On a 2-core machine (2026-12-01/02) seed 0 met the target at 120K env steps (757
+s), seed 1 at 250K (1,545 s): the README has every evaluation. The bound before the larger
+train prompt set (concepts-large.jsonl) was 5.5, at the evaluation at the end of 400K env steps.
 
-It needs about 30 minutes of a 2-core machine to itself, so it runs only when asked:
+It needs 13 to 40 minutes of a 2-core machine to itself, so it runs only when asked:
 `TEXTDQN_SLOW_TESTS=1 pytest tests/learning/test_textgen_fluent.py`.
 The budget is in env steps, never wall-clock: the time limit is switched off here.
 """
@@ -21,21 +20,23 @@ import pytest
 
 pytestmark = [
     pytest.mark.learning,
-    pytest.mark.timeout(3600),
+    pytest.mark.timeout(4800),
     pytest.mark.slow,  # only with TEXTDQN_SLOW_TESTS=1 (tests/learning/conftest.py)
 ]
 
 ENV_STEP_BUDGET = 400_000
 
 
-def test_fluent_recipe_uses_the_concepts_ends_its_texts_and_stays_likely(train_example):
+def test_fluent_recipe_covers_the_concepts_ends_its_texts_and_writes_as_likely_as_the_lm(train_example):
     config, summary = train_example("configs/textgen-fluent.yaml", ENV_STEP_BUDGET)
     final, baseline = summary["final_eval"], summary["baseline"]
+    sample = summary["baselines"]["sample"]
     assert config.env.kwargs["eos_after_concepts"] and config.env.kwargs["mark_used_concepts"]
     assert config.actors.warm_start_agent == "beam" and config.actors.demo_envs >= 1
-    assert config.learner.demo_margin > 0
-    assert final["coverage_mean"] >= 0.9 and final["coverage_mean"] >= 2 * baseline["coverage_mean"]
+    assert summary["reached_target"], final
+    assert final["coverage_mean"] >= 0.8 and final["coverage_mean"] >= 2 * baseline["coverage_mean"]
     assert final["eos_mean"] >= 0.9, final
-    assert final["judge_perplexity"] <= 5.5, final
-    assert baseline["agent"] == "rule" and baseline["episodes"] == final["episodes"] == 120
+    assert final["judge_perplexity"] <= sample["judge_perplexity"], (final, sample)
+    assert baseline["agent"] == "rule" and sample["agent"] == "sample"
+    assert baseline["episodes"] == sample["episodes"] == final["episodes"] == 120
     assert summary["env_steps"] <= ENV_STEP_BUDGET + 40_000  # one reporting slice past the budget at most
