@@ -462,11 +462,9 @@ class ConsoleView:
         return table
 
     def note(self, text: str) -> None:
-        """Print one line of its own (above the live table on a terminal), e.g. an evaluation."""
-        if self._live is not None:
-            self._live.console.print(text, markup=False, highlight=False, soft_wrap=True)
-        else:
-            self._print(text)
+        """Print one line of its own (above the live table on a terminal: Live redirects its
+        console's output there), e.g. an evaluation."""
+        self._print(text)
 
     def update(self, row: Row) -> None:
         """Show the metrics row `row` (the keys of METRIC_COLUMNS; missing ones show as "-")."""

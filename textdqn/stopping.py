@@ -35,22 +35,20 @@ def target_summary(stop) -> dict:
     }
 
 
-def target_report(stop, result: dict) -> str:
+def target_report(stop, result: dict, reached: bool) -> str:
     """One line on how `result` stands against the target, each metric with its bound, e.g.
     ``coverage_mean 0.933 (>= 0.8), eos_mean 0.767 (>= 0.9), judge_perplexity 4.08 (< 4.05):
-    not yet``; "" without a target. Metrics the evaluation lacks show as "-"."""
+    not yet``; `reached` is target_reached's verdict on it. "" without a target."""
     if not stop.target_metric:
         return ""
     bounds = [(stop.target_metric, ">=", stop.target_value)]
     bounds += [(k, ">=", v) for k, v in stop.target_min.items()]
     bounds += [(k, "<", v) for k, v in stop.target_max.items()]
     parts = []
-    for key, op, bound in bounds:
+    for key, op, bound in bounds:  # a metric the evaluation lacks shows as "-"
         value = result.get(key)
         parts.append(f"{key} {'-' if value is None else format(value, '.4g')} ({op} {bound:g})")
-    missing = any(result.get(key) is None for key, _, _ in bounds)
-    verdict = "not yet" if missing or not target_reached(stop, result) else "target reached"
-    return ", ".join(parts) + f": {verdict}"
+    return ", ".join(parts) + (": target reached" if reached else ": not yet")
 
 
 def budget_spent(stop, env_steps: int, updates: int, wall: float) -> bool:

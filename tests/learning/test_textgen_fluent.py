@@ -9,8 +9,9 @@ The run stops at the first evaluation that meets all of them (the config's stop 
 picks one good evaluation among ones that vary by about +-0.3 in perplexity (4.0-4.9 from 30K
 env steps on). On a 2-core machine (2026-12-01/02) seeds 0, 1 and 2 met the target at 120K, 250K
 and 150K env steps (757 to 1,545 s), and this test passed at 300K (1,729 s of training, 31
-minutes in all; asynchronous runs of one seed differ): the README has the figures. The bound before the larger
-train prompt set (concepts-large.jsonl) was 5.5, at the evaluation at the end of 400K env steps.
+minutes in all; asynchronous runs of one seed differ): the README has the figures. The bound
+before the larger train prompt set (concepts-large.jsonl) was 5.5, at the evaluation at the
+end of 400K env steps.
 
 It needs 13 to 40 minutes of a 2-core machine to itself, so it runs only when asked:
 `TEXTDQN_SLOW_TESTS=1 pytest tests/learning/test_textgen_fluent.py`.

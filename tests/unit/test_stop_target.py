@@ -58,12 +58,13 @@ def test_target_report_gives_each_figure_with_its_bound():
         target_max={"judge_perplexity": 4.05},
     )
     short = {"coverage_mean": 0.9333, "eos_mean": 0.7667, "judge_perplexity": 4.079}
-    assert target_report(stop, short) == (
+    assert target_report(stop, short, target_reached(stop, short)) == (
         "coverage_mean 0.9333 (>= 0.8), eos_mean 0.7667 (>= 0.9), judge_perplexity 4.079 (< 4.05): not yet"
     )
     met = {"coverage_mean": 0.971, "eos_mean": 0.917, "judge_perplexity": 4.002}
-    assert target_report(stop, met).endswith("judge_perplexity 4.002 (< 4.05): target reached")
-    assert target_report(stop, {"coverage_mean": 0.9}).endswith(
+    assert target_reached(stop, met)
+    assert target_report(stop, met, True).endswith("judge_perplexity 4.002 (< 4.05): target reached")
+    assert target_report(stop, {"coverage_mean": 0.9}, False).endswith(
         "eos_mean - (>= 0.9), judge_perplexity - (< 4.05): not yet"
     )
-    assert target_report(StopConfig(env_steps=10), met) == ""
+    assert target_report(StopConfig(env_steps=10), met, False) == ""

@@ -227,7 +227,7 @@ def _supervise(config: Config, run: RunDirectory, runner, counters: Counters, li
                 if stop.target_metric:  # every figure the target needs, on the console
                     view.note(
                         f"[{wall:,.1f}s] evaluation at {counters.env_steps:,} env steps: "
-                        + target_report(stop, final_eval)
+                        + target_report(stop, final_eval, reached)
                     )
             if counters.updates >= next_ckpt:
                 next_ckpt = counters.updates + config.run.checkpoint_every_updates
