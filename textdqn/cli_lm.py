@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from textdqn.cli_common import console, fail
+from textdqn.cli_common import Overrides, console, fail
 from textdqn.errors import TextDQNError
 
 lm_app = typer.Typer(help="Local causal LM checkpoints for TextGen-v0 (nothing is downloaded).")
@@ -49,6 +49,39 @@ def lm_import(
         f"in {done.dtype}, vocabulary {done.vocab_size}, EOS {escape(repr(done.eos_token))}, "
         f"chat template {template}\nfrom {escape(str(done.source))}\n"
         f"use it with: --set env.kwargs.lm.path={escape(str(directory))}",
+        soft_wrap=True,
+        highlight=False,
+    )
+
+
+@lm_app.command("beam-plans")
+def lm_beam_plans(
+    config: Annotated[Path, typer.Argument(metavar="CONFIG", help="A TextGen-v0 config (its env.kwargs).")],
+    out: Annotated[Path, typer.Argument(metavar="OUT", help="The plans file to write (JSON).")],
+    workers: Annotated[int, typer.Option(min=1, help="Processes searching in parallel.")] = 1,
+    overrides: Overrides = None,
+) -> None:
+    """Search the constrained beam search's text for every prompt of CONFIG's env (train and test
+    splits) once and write them to OUT, for env.kwargs.beam_plans: demonstrators and the beam
+    baseline then read them instead of searching (about 0.4 s a prompt on 2 cores)."""
+    import time
+
+    from textdqn.config import load_config
+    from textdqn.envs.textgen.beam_plans import write_plans
+
+    try:
+        cfg = load_config(config, overrides or [])
+        if cfg.env.id != "textdqn/TextGen-v0":
+            raise TextDQNError(f"{config}: env.id is {cfg.env.id!r}; beam plans are for textdqn/TextGen-v0")
+        start = time.perf_counter()
+        with console.status(f"searching every prompt's text in {workers} process(es)"):
+            count, stamp = write_plans(dict(cfg.env.kwargs), out, workers=workers)
+    except TextDQNError as e:
+        fail(e)
+    console.print(
+        f"wrote {escape(str(out))}: {count} prompts' texts in {time.perf_counter() - start:.0f} s "
+        f"(beam width {stamp['width']}, top_k {stamp['top_k']}, reference LM {stamp['lm_sha256'][:12]})\n"
+        f"use it with: --set env.kwargs.beam_plans={escape(str(out))}",
         soft_wrap=True,
         highlight=False,
     )

@@ -55,35 +55,50 @@ class BaselineAgents:
     def beam_action(self) -> int:
         """The next token of this episode's text by constrained beam search under the reference
         LM over the env's own masks (beam.py), searched from the current prefix when it is not
-        the plan's: the baseline without learning (`textdqn eval --agent beam`). It ranks the
-        finished texts by the fluency terms' objective, log p_ref + (token_bonus / kl_coef) · length.
-        A prompt's text from the start is searched once and kept (demonstrators repeat prompts)."""
+        the plan's: the baseline without learning (`textdqn eval --agent beam`). A prompt's text
+        from the start is searched once and kept (demonstrators repeat prompts), or read from
+        env.kwargs.beam_plans (beam_plans.py)."""
         done = self._generated
         if not done and self._index in self._beam_plans:  # deterministic: searched once a prompt
             self._beam = self._beam_plans[self._index]
         if self._beam[: len(done)] != done or len(self._beam) <= len(done):
-            prompt = [int(i) for i in self._prompt_ids[self._index]]
-
-            seen: dict[tuple[int, ...], np.ndarray] = {}  # each prefix is asked twice: ranked, extended
-
-            def used(prefix: list[int]) -> np.ndarray:
-                key = tuple(prefix)
-                if key not in seen:
-                    seen[key] = covered(words(self.generated_text(prefix)), self.record.concepts)
-                return seen[key]
-
-            self._beam = constrained_beam(
-                lambda prefixes: self.reference.next_logps([prompt + p for p in prefixes]),
-                lambda prefix, logp: self._allowed(logp, used(prefix)),
-                lambda prefix: int(used(prefix).sum()),
-                self.eos_id,
-                self.max_new_tokens,
-                start=list(done),
-                length_bonus=self.token_bonus / self.kl_coef if self.kl_coef > 0 else 0.0,
-            )
+            self._beam = self.beam_plan()
             if not done:
                 self._beam_plans[self._index] = self._beam
         return self._beam[len(done)]
+
+    @property
+    def beam_length_bonus(self) -> float:
+        """The beam's ranking of finished texts, log p_ref + this · length: the fluency terms'
+        objective, (token_bonus / kl_coef) · length (0 without kl_coef)."""
+        return self.token_bonus / self.kl_coef if self.kl_coef > 0 else 0.0
+
+    def beam_plan(self) -> list[int]:
+        """The constrained beam search's text (token ids, EOS included when it ends) from this
+        episode's prefix on: its prefix and the rest."""
+        done = self._generated
+        prompt = [int(i) for i in self._prompt_ids[self._index]]
+        seen: dict[tuple[int, ...], np.ndarray] = {}  # each prefix is asked twice: ranked, extended
+
+        def used(prefix: list[int]) -> np.ndarray:
+            key = tuple(prefix)
+            if key not in seen:
+                seen[key] = covered(words(self.generated_text(prefix)), self.record.concepts)
+            return seen[key]
+
+        return constrained_beam(
+            lambda prefixes: self.reference.next_logps([prompt + p for p in prefixes]),
+            lambda prefix, logp: self._allowed(logp, used(prefix)),
+            lambda prefix: int(used(prefix).sum()),
+            self.eos_id,
+            self.max_new_tokens,
+            start=list(done),
+            length_bonus=self.beam_length_bonus,
+        )
+
+    def prompt_ids(self, index: int) -> list[int]:
+        """The token ids of the split's record `index` as the reference LM reads them."""
+        return [int(i) for i in self._prompt_ids[index]]
 
     def rule_action(self) -> int:
         """The reference LM's greedy next token (never a banned one): the reference baseline

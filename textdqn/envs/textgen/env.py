@@ -36,13 +36,14 @@ import numpy as np
 
 from textdqn.envs.textgen import fluency, tokens
 from textdqn.envs.textgen.agents import BaselineAgents, Generation
+from textdqn.envs.textgen.beam_plans import load_plans
 from textdqn.envs.textgen.prompts import PromptRecord, load_prompts, split_records
 from textdqn.envs.textgen.reference import LMState, ReferenceLM
 from textdqn.envs.textgen.rewards import coverage, covered, kl_penalty, make_reward, repetition, words
 from textdqn.envs.textgen.vector import TextGenVectorEnv
 from textdqn.envs.word_tokenizer import save_tokenizer
 from textdqn.errors import ConfigError
-from textdqn.lm import LM_DTYPES, LM_KEYS, SHIPPED_LM, shared_causal_lm
+from textdqn.lm import LM_DTYPES, LM_KEYS, SHIPPED_LM, resolve_path, shared_causal_lm
 
 
 class TextGenEnv(BaselineAgents, gym.Env):
@@ -88,6 +89,9 @@ class TextGenEnv(BaselineAgents, gym.Env):
         lm_dtype: "float32", or "bfloat16": the reference LM (and so the default judge) computes
             in bfloat16, about 1.8x faster for SmolLM2 on a CPU with bfloat16 matrix units
             (README); log-probabilities at bfloat16's precision.
+        beam_plans: a file of the constrained beam search's texts per prompt (beam_plans.py; written
+            by `textdqn lm beam-plans`), which the `beam` agent reads instead of searching them
+            again; "" = search as it goes. A file searched under other settings is an error.
     """
 
     metadata: ClassVar[dict] = {"render_modes": []}
@@ -118,6 +122,7 @@ class TextGenEnv(BaselineAgents, gym.Env):
         eos_after_concepts: bool = False,
         mark_used_concepts: bool = False,
         lm_dtype: str = "float32",
+        beam_plans: str = "",
     ) -> None:
         for name, value in (("top_k", top_k), ("max_new_tokens", max_new_tokens), ("max_tokens", max_tokens)):
             if int(value) < 1:
@@ -175,7 +180,8 @@ class TextGenEnv(BaselineAgents, gym.Env):
         self._marker = self.tokenizer.unk_token_id  # what a used concept reads as (mark_used_concepts)
         self._marks = self._concept_positions() if self.mark_used_concepts else []
         self._greedy: dict[str, Generation] = {}
-        self._beam_plans: dict[int, list[int]] = {}  # beam_action's whole text, per prompt index
+        # beam_action's whole text, per prompt index: searched as it goes, or read from a file
+        self._beam_plans = load_plans(Path(resolve_path(beam_plans)), self) if beam_plans else {}
         self._plan: list[int] = []
 
         high = max(self.vocab_size - 1, self.max_tokens)
