@@ -213,6 +213,14 @@ class LearnerConfig:
     2018 use 0.8 with rewards clipped to ±1: set it on the scale of the Q-values' gaps)"""
     demo_loss_weight: float = 1.0
     """weight of the large-margin loss next to the TD loss (DQfD's λ2)"""
+    demo_ce: float = 0.0
+    """weight of a cross-entropy loss on demonstrations: −log softmax(Q(s, ·) / demo_ce_temperature)
+    at the demonstrated action, so the demonstrator's choice becomes the likeliest under the
+    Q-values' softmax (behaviour cloning next to the margin loss: it ranks every other action
+    below it, not only the runner-up); 0 = off"""
+    demo_ce_temperature: float = 0.1
+    """the softmax's temperature for demo_ce, on the Q-values' scale (network.q_scale for an LM
+    Q-network: the LM's own cross-entropy on its logits)"""
     demo_priority_bonus: float = 0.0
     """added to the priority of demonstrations (DQfD's ε_d), so they keep being sampled once
     their TD errors are small"""
@@ -241,12 +249,14 @@ class LearnerConfig:
         "demo_margin": at_least(0, "a float"),
         "demo_loss_weight": at_least(0, "a float"),
         "demo_priority_bonus": at_least(0, "a float"),
+        "demo_ce": at_least(0, "a float"),
+        "demo_ce_temperature": above(0),
     }
 
     @property
     def uses_demos(self) -> bool:
         """Whether updates treat demonstrations apart (transitions then carry a demo flag)."""
-        return self.demo_margin > 0 or self.demo_priority_bonus > 0
+        return self.demo_margin > 0 or self.demo_ce > 0 or self.demo_priority_bonus > 0
 
     def _check(self, path: str) -> list[str]:
         found = []

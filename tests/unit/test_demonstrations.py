@@ -18,7 +18,7 @@ from textdqn.config import ActorConfig, Config, EnvConfig, LearnerConfig, Networ
 from textdqn.errors import ConfigError, SchemaError
 from textdqn.learner.learner import Learner
 from textdqn.learner.loop import LearnerLoop
-from textdqn.learner.losses import large_margin_loss
+from textdqn.learner.losses import demo_cross_entropy, large_margin_loss
 from textdqn.metrics import plain_line
 from textdqn.typed_config import from_dict, validate
 from textdqn.types import TransitionBatch, WeightedSample
@@ -37,6 +37,15 @@ def test_large_margin_loss_by_hand_and_zero_once_the_demonstrated_action_leads_b
     loss.sum().backward()
     # the gradient lowers the best other action and raises the demonstrated one, in row 0 only
     assert q.grad.tolist() == [[-1.0, 1.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
+
+
+def test_demo_cross_entropy_by_hand_on_demonstrations_only():
+    q = torch.tensor([[0.1, 0.1], [0.2, 0.0], [0.0, 9.0]], requires_grad=True)
+    loss = demo_cross_entropy(q, torch.tensor([0, 0, 0]), torch.tensor([True, True, False]), temperature=0.1)
+    # −log softmax(q / 0.1)[0]: row 0, log 2; row 1, log(1 + e^−2); row 2 is not a demonstration
+    assert loss.tolist() == pytest.approx([np.log(2.0), np.log1p(np.exp(-2.0)), 0.0], rel=1e-5)
+    loss.sum().backward()
+    assert q.grad[2].tolist() == [0.0, 0.0] and q.grad[0, 0] < 0 < q.grad[0, 1]
 
 
 def test_the_adder_flags_each_transition_by_its_first_action_and_only_when_asked():
@@ -79,11 +88,12 @@ def test_the_learner_makes_the_demonstrated_action_greedy_and_adds_the_priority_
     spaces = (gym.spaces.Box(-1, 1, (3,), np.float32), gym.spaces.Discrete(2))
     sample = _demo_sample()
     greedy = {}
-    for margin in (0.0, 0.3):
+    for margin, ce in ((0.0, 0.0), (0.3, 0.0), (0.0, 1.0)):
+        terms = {"demo_margin": margin, "demo_ce": ce, "demo_priority_bonus": 0.25}
         config = Config(
             network=NetworkConfig(hidden=(16,)),
             actors=ActorConfig(warm_start_steps=100),
-            learner=LearnerConfig(device="cpu", lr=1e-2, demo_margin=margin, demo_priority_bonus=0.25),
+            learner=LearnerConfig(device="cpu", lr=1e-2, **terms),
         )
         torch.manual_seed(0)
         learner = Learner(config, *spaces)
@@ -95,10 +105,10 @@ def test_the_learner_makes_the_demonstrated_action_greedy_and_adds_the_priority_
             result = learner.update(sample)
         with torch.no_grad():
             q = learner.online(torch.as_tensor(sample.batch.obs))
-        greedy[margin] = (q.argmax(1) == 1).float().mean().item()
+        greedy[margin, ce] = (q.argmax(1) == 1).float().mean().item()
         td = np.abs(q[:, 1].numpy())  # the target of every row is its reward, 0
         np.testing.assert_allclose(result.priorities, td + 0.25, atol=0.05)
-    assert greedy[0.0] == 0.0 and greedy[0.3] == 1.0, greedy
+    assert greedy[0.0, 0.0] == 0.0 and greedy[0.3, 0.0] == 1.0 and greedy[0.0, 1.0] == 1.0, greedy
 
 
 class _SameBatch:

@@ -1,5 +1,6 @@
 """Learner: double DQN updates with importance weights, a target network and Adam, and DQfD's
-large-margin loss on demonstrations when `learner.demo_margin` asks for it.
+large-margin loss (and a cross-entropy) on demonstrations when `learner.demo_margin`
+(`learner.demo_ce`) asks for it.
 
 Plain Python and torch. Call order: `update(sample) -> UpdateResult` (new priorities for
 the replay and metrics, or None for a skipped NaN/inf update), `weights()` when publishing,
@@ -19,6 +20,7 @@ from textdqn.actors.exploration import linear_decay
 from textdqn.config import Config
 from textdqn.errors import TextDQNError
 from textdqn.learner.losses import (
+    demo_cross_entropy,
     double_dqn_targets,
     hard_update_,
     large_margin_loss,
@@ -111,6 +113,9 @@ class Learner:
             margin = large_margin_loss(q.float(), action, demo, self.config.demo_margin)
             if self.config.demo_margin > 0:
                 loss = loss + self.config.demo_loss_weight * margin.mean()
+            if self.config.demo_ce > 0:
+                cloned = demo_cross_entropy(q.float(), action, demo, self.config.demo_ce_temperature)
+                loss = loss + self.config.demo_ce * cloned.mean()
         if not torch.isfinite(loss):
             self.bad_updates += 1
             if self.bad_updates > self.config.max_bad_updates:

@@ -5,6 +5,7 @@ Shapes: B = batch, A = actions. Nothing here keeps state; the Learner orchestrat
   target = double_dqn_targets(reward, discount, q_online(s'), q_target(s'), next_mask)
   loss, td = td_loss(q_online(s), action, target, weights)     # backprop loss; |td| -> priorities
   loss += λ · large_margin_loss(q_online(s), action, demo, margin).mean()   # DQfD, demonstrations
+  loss += c · demo_cross_entropy(q_online(s), action, demo, temperature).mean()   # and cloning them
   soft_update_(target_net, online_net, tau)  or, every T updates, hard_update_(target_net, online_net)
 """
 
@@ -31,6 +32,14 @@ def masked_argmax(q: Tensor, mask: Tensor | None) -> Tensor:
     mask = mask.to(torch.bool)
     masked = q.masked_fill(~mask, float("-inf"))
     return torch.where(mask.any(dim=1), masked.argmax(dim=1), q.argmax(dim=1))
+
+
+def demo_cross_entropy(q: Tensor, action: Tensor, demo: Tensor, temperature: float) -> Tensor:
+    """Behaviour cloning on demonstrations, per item, float [B]: −log softmax(q / temperature) at
+    the demonstrator's `action` for a demonstrated row, 0 for the others.
+    q: float [B, A] (with gradient). action: int64 [B]. demo: bool [B].
+    """
+    return F.cross_entropy(q / temperature, action.long(), reduction="none") * demo.to(q.dtype)
 
 
 @torch.no_grad()
