@@ -63,7 +63,7 @@ def lm_beam_plans(
 ) -> None:
     """Search the constrained beam search's text for every prompt of CONFIG's env (train and test
     splits) once and write them to OUT, for env.kwargs.beam_plans: demonstrators and the beam
-    baseline then read them instead of searching (about 0.4 s a prompt on 2 cores)."""
+    baseline then read them instead of searching (about 0.4 s a prompt a worker with the shipped LM)."""
     import time
 
     from textdqn.config import load_config

@@ -1,7 +1,7 @@
 """Constrained beam search's texts searched once and kept in a file (env.kwargs.beam_plans).
 
 The search (beam.py) is a deterministic function of the reference LM's weights, the prompt, its
-concepts and the env's mask settings, and it is what a demonstrator costs: on 2 cores about
+concepts and the env's mask settings, and it is what a demonstrator costs: on one core about
 0.4 s a prompt with the shipped LM, against a few milliseconds for a step of the env. A plans
 file holds each prompt's text from the start, keyed by the prompt's token ids and concepts, with
 a fingerprint of everything else the search depends on; an env given one reads its plans instead
