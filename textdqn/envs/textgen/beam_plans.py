@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import weakref
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -25,6 +26,9 @@ from textdqn.errors import ConfigError
 
 FORMAT = "textdqn-beam-plans/1"
 
+_DIGESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+"""an LM's SHA-256 per model object: a process's envs share one model (textdqn.lm.shared_causal_lm)"""
+
 
 def plan_key(prompt_ids: Iterable[int], concepts: Iterable[str]) -> str:
     """The key of one prompt's plan: its token ids and its concepts."""
@@ -34,12 +38,15 @@ def plan_key(prompt_ids: Iterable[int], concepts: Iterable[str]) -> str:
 def fingerprint(env: Any) -> dict[str, Any]:
     """What the search depends on besides the prompt: the reference LM's weights (a SHA-256 of
     its parameters), its dtype, the vocabulary and the mask and ranking settings."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(env.reference.model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().float().contiguous().cpu().numpy().tobytes())
+    model = env.reference.model
+    if model not in _DIGESTS:
+        digest = hashlib.sha256()
+        for name, tensor in sorted(model.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().float().contiguous().cpu().numpy().tobytes())
+        _DIGESTS[model] = digest.hexdigest()
     return {
-        "lm_sha256": digest.hexdigest(),
+        "lm_sha256": _DIGESTS[model],
         "lm_dtype": str(next(env.reference.model.parameters()).dtype),
         "vocab_size": int(env.vocab_size),
         "eos_id": int(env.eos_id),
