@@ -217,7 +217,8 @@ class LearnerConfig:
     """weight of a cross-entropy loss on demonstrations: −log softmax(Q(s, ·) / demo_ce_temperature)
     at the demonstrated action, so the demonstrator's choice becomes the likeliest under the
     Q-values' softmax (behaviour cloning next to the margin loss: it ranks every other action
-    below it, not only the runner-up); 0 = off"""
+    below it, not only the runner-up), over every action (replay keeps the next state's mask,
+    not this one's); 0 = off"""
     demo_ce_temperature: float = 0.1
     """the softmax's temperature for demo_ce, on the Q-values' scale (network.q_scale for an LM
     Q-network: the LM's own cross-entropy on its logits)"""
@@ -428,7 +429,7 @@ class Config:
             )
         if self.learner.uses_demos and not a.demonstrates:
             found.append(
-                "learner.demo_margin / demo_priority_bonus act on demonstrations, but nothing "
+                "learner.demo_margin / demo_ce / demo_priority_bonus act on demonstrations, but nothing "
                 "demonstrates: set actors.warm_start_steps or actors.demo_envs, or set them to 0"
             )
         return found

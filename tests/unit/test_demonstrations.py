@@ -198,8 +198,11 @@ def build(data: dict) -> Config:
 
 
 def test_demonstration_settings_that_cannot_work_are_config_errors():
-    with pytest.raises(ConfigError, match="nothing demonstrates"):
-        build({"learner": {"demo_margin": 0.1}})
+    for terms in ({"demo_margin": 0.1}, {"demo_ce": 1.0}):
+        with pytest.raises(ConfigError, match="nothing demonstrates"):
+            build({"learner": terms})
+    with pytest.raises(ConfigError, match="demo_ce_temperature"):
+        build({"learner": {"demo_ce_temperature": 0.0}, "actors": {"warm_start_steps": 10}})
     with pytest.raises(ConfigError, match=r"leaves none of env\.num_envs = 4"):
         build({"env": {"num_envs": 4}, "actors": {"demo_envs": 4}})
     with pytest.raises(ConfigError, match="set both to 0"):
