@@ -77,7 +77,7 @@ class BaselineAgents:
         """The constrained beam search's text (token ids, EOS included when it ends) from this
         episode's prefix on: its prefix and the rest."""
         done = self._generated
-        prompt = [int(i) for i in self._prompt_ids[self._index]]
+        prompt = self.prompt_ids(self._index)
         seen: dict[tuple[int, ...], np.ndarray] = {}  # each prefix is asked twice: ranked, extended
 
         def used(prefix: list[int]) -> np.ndarray:

@@ -47,7 +47,7 @@ def fingerprint(env: Any) -> dict[str, Any]:
         _DIGESTS[model] = digest.hexdigest()
     return {
         "lm_sha256": _DIGESTS[model],
-        "lm_dtype": str(next(env.reference.model.parameters()).dtype),
+        "lm_dtype": str(next(model.parameters()).dtype),
         "vocab_size": int(env.vocab_size),
         "eos_id": int(env.eos_id),
         "top_k": int(env.top_k),
@@ -92,7 +92,7 @@ def _search(env_kwargs: dict[str, Any], split: str, indices: list[int]) -> dict[
     from textdqn.envs.textgen.env import TextGenEnv
 
     torch.set_num_threads(1)
-    env = TextGenEnv(**{**env_kwargs, "split": split, "beam_plans": ""})
+    env = TextGenEnv(**{**env_kwargs, "split": split})
     plans = {}
     for index in indices:
         env.reset(options={"prompt_index": index})
@@ -106,15 +106,17 @@ def write_plans(env_kwargs: dict[str, Any], out: Path, workers: int = 1) -> tupl
     `workers` processes and write them to `out`; returns (plans written, fingerprint)."""
     from textdqn.envs.textgen.env import TextGenEnv
 
-    env = TextGenEnv(**{**env_kwargs, "beam_plans": ""})
-    stamp = fingerprint(env)
-    jobs = []
-    for split in ("train", "test"):
-        count = len(TextGenEnv(**{**env_kwargs, "split": split, "beam_plans": ""}).records)
-        jobs += [(split, [int(i) for i in part]) for part in np.array_split(np.arange(count), workers)]
+    searching = {**env_kwargs, "beam_plans": ""}  # the plans are what is being written
+    envs = {split: TextGenEnv(**{**searching, "split": split}) for split in ("train", "test")}
+    stamp = fingerprint(envs["train"])  # the same for both splits: prompts are not in it
+    jobs = [
+        (split, [int(i) for i in part])
+        for split, env in envs.items()
+        for part in np.array_split(np.arange(len(env.records)), workers)
+    ]
     plans: dict[str, list[int]] = {}
     with ProcessPoolExecutor(max(1, workers)) as pool:
-        futures = [pool.submit(_search, env_kwargs, split, part) for split, part in jobs if len(part)]
+        futures = [pool.submit(_search, searching, split, part) for split, part in jobs if len(part)]
         for future in futures:
             plans.update(future.result())
     out = Path(out)
