@@ -70,6 +70,21 @@ def max_positions(model) -> int | None:
     return getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
 
 
+FUSED_GELU = "gelu_pytorch_tanh"
+"""GPT-2's GELU (the tanh approximation) as one fused torch kernel"""
+
+
+def fused_gelu(config):
+    """`config` with GPT-2's "gelu_new" activation (the tanh approximation of GELU, written as
+    five elementwise torch ops) replaced by "gelu_pytorch_tanh", the same function as one fused
+    kernel (logits agree to ~1e-5): a fifth of a CPU learner update of the shipped LM was those
+    elementwise ops. Other activations are left as they are."""
+    for key in ("activation_function", "hidden_act"):
+        if getattr(config, key, None) == "gelu_new":
+            setattr(config, key, FUSED_GELU)
+    return config
+
+
 def causal_lm(
     path: str = "",
     *,
@@ -91,9 +106,14 @@ def causal_lm(
     from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 
     if path:
+        from transformers import AutoConfig
+
+        config = fused_gelu(load_local(AutoConfig, path, "language model path", "causal LM config"))
         # float32 whatever the checkpoint's dtype (transformers keeps a bfloat16 one in bfloat16): the
         # learner's Adam steps vanish in bfloat16 weights, and CPUs compute float32 fastest.
-        lm = load_local(AutoModelForCausalLM, path, "language model path", "causal LM", dtype=torch.float32)
+        lm = load_local(
+            AutoModelForCausalLM, path, "language model path", "causal LM", dtype=torch.float32, config=config
+        )
         return lm.eval()
     if min(vocab_size, max_positions, layers, width, heads) < 1 or width % heads:
         raise ConfigError(
@@ -113,6 +133,7 @@ def causal_lm(
         bos_token_id=None,
         eos_token_id=None,
         pad_token_id=0,
+        activation_function=FUSED_GELU,
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

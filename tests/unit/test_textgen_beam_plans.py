@@ -97,3 +97,18 @@ def test_the_cli_writes_a_configs_plans_and_refuses_another_env(plans, tmp_path)
     assert json.loads(out.read_text())["plans"] == json.loads(plans[1].read_text())["plans"]
     refused = CliRunner().invoke(app, ["lm", "beam-plans", "configs/cartpole.yaml", str(tmp_path / "x.json")])
     assert refused.exit_code == 2 and "beam plans are for textdqn/TextGen-v0" in refused.output
+
+
+def test_a_plans_file_searched_with_another_lm_architecture_is_refused(plans, tmp_path):
+    """Same weights, another config (here its layer norm's epsilon): the LM computes other texts."""
+    import shutil
+
+    from textdqn.lm import resolve_path
+
+    prompts, out, _, _ = plans
+    lm = tmp_path / "lm"
+    shutil.copytree(resolve_path("textdqn:envs/textgen/data/concepts-lm"), lm)
+    config = json.loads((lm / "config.json").read_text())
+    (lm / "config.json").write_text(json.dumps({**config, "layer_norm_epsilon": 1e-3}))
+    with pytest.raises(ConfigError, match=r"lm_config_sha256 differ"):
+        TextGenEnv(prompts=str(prompts), beam_plans=str(out), lm={"path": str(lm)}, **KWARGS)

@@ -44,3 +44,20 @@ def test_envs_of_one_process_share_one_reference_lm():
     b = gym.make("textdqn/TextGen-v0", split="test", lm={"path": SHIPPED}).unwrapped
     assert a.reference.model is b.reference.model
     assert not any(p.requires_grad for p in a.reference.model.parameters())
+
+
+def test_gpt2s_tanh_gelu_loads_as_the_fused_kernel_computing_the_same_logits():
+    import torch
+    from transformers import AutoModelForCausalLM
+    from transformers.activations import GELUTanh, NewGELUActivation
+
+    from textdqn.lm import causal_lm
+
+    stock = AutoModelForCausalLM.from_pretrained(str(SHIPPED_LM)).eval()  # the checkpoint's gelu_new
+    loaded, built = causal_lm(SHIPPED), causal_lm(vocab_size=50, max_positions=8)
+    assert isinstance(stock.transformer.h[0].mlp.act, NewGELUActivation)
+    for lm in (loaded, built):
+        assert all(isinstance(block.mlp.act, GELUTanh) for block in lm.transformer.h)
+    tokens = torch.randint(1, stock.config.vocab_size, (8, 20), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.allclose(loaded(tokens).logits, stock(tokens).logits, atol=1e-4)

@@ -27,7 +27,11 @@ from textdqn.errors import ConfigError
 FORMAT = "textdqn-beam-plans/1"
 
 _DIGESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-"""an LM's SHA-256 per model object: a process's envs share one model (textdqn.lm.shared_causal_lm)"""
+"""an LM's SHA-256s (weights, config) per model object: a process's envs share one model
+(textdqn.lm.shared_causal_lm)"""
+
+_NOT_ARCHITECTURE = {"transformers_version", "_name_or_path", "dtype", "torch_dtype", "architectures"}
+"""config keys that do not change what the LM computes (its dtype is a fingerprint key of its own)"""
 
 
 def plan_key(prompt_ids: Iterable[int], concepts: Iterable[str]) -> str:
@@ -37,16 +41,20 @@ def plan_key(prompt_ids: Iterable[int], concepts: Iterable[str]) -> str:
 
 def fingerprint(env: Any) -> dict[str, Any]:
     """What the search depends on besides the prompt: the reference LM's weights (a SHA-256 of
-    its parameters), its dtype, the vocabulary and the mask and ranking settings."""
+    its parameters) and architecture (of its config, e.g. its activation), its dtype, the
+    vocabulary and the mask and ranking settings."""
     model = env.reference.model
     if model not in _DIGESTS:
         digest = hashlib.sha256()
         for name, tensor in sorted(model.state_dict().items()):
             digest.update(name.encode())
             digest.update(tensor.detach().float().contiguous().cpu().numpy().tobytes())
-        _DIGESTS[model] = digest.hexdigest()
+        config = {k: v for k, v in model.config.to_dict().items() if k not in _NOT_ARCHITECTURE}
+        architecture = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+        _DIGESTS[model] = digest.hexdigest(), architecture
     return {
-        "lm_sha256": _DIGESTS[model],
+        "lm_sha256": _DIGESTS[model][0],
+        "lm_config_sha256": _DIGESTS[model][1],
         "lm_dtype": str(next(model.parameters()).dtype),
         "vocab_size": int(env.vocab_size),
         "eos_id": int(env.eos_id),
