@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from textdqn.errors import ConfigError
 
 if TYPE_CHECKING:
-    from transformers import PreTrainedModel
+    from transformers import PretrainedConfig, PreTrainedModel
 
 
 LM_KEYS = ("path", "layers", "width", "heads", "seed")
@@ -74,7 +74,7 @@ FUSED_GELU = "gelu_pytorch_tanh"
 """GPT-2's GELU (the tanh approximation) as one fused torch kernel"""
 
 
-def fused_gelu(config):
+def fused_gelu(config: PretrainedConfig) -> PretrainedConfig:
     """`config` with GPT-2's "gelu_new" activation (the tanh approximation of GELU, written as
     five elementwise torch ops) replaced by "gelu_pytorch_tanh", the same function as one fused
     kernel (logits agree to ~1e-5): a fifth of a CPU learner update of the shipped LM was those
