@@ -103,11 +103,9 @@ def causal_lm(
     when `path` is not a local checkpoint.
     """
     import torch
-    from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
+    from transformers import AutoConfig, AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 
     if path:
-        from transformers import AutoConfig
-
         config = fused_gelu(load_local(AutoConfig, path, "language model path", "causal LM config"))
         # float32 whatever the checkpoint's dtype (transformers keeps a bfloat16 one in bfloat16): the
         # learner's Adam steps vanish in bfloat16 weights, and CPUs compute float32 fastest.
